@@ -1,0 +1,3 @@
+"""Locara Wyoming: a local, private voice-to-voice assistant server."""
+
+__version__ = "0.1.0"

