@@ -1,0 +1,1 @@
+"""Model stages shared by every service and session: VAD, STT, LLM, TTS."""

@@ -1,0 +1,152 @@
+"""Chat LLM: a GGUF model through llama-cpp-python, or an OpenAI-compatible endpoint."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict, cast
+
+from ..config import EMBEDDED, LimitsConfig, LlmConfig
+from ..embedded_models import SMOLLM2_135M
+from ..workers import ModelWorker
+from .description import ModelDescription
+from .remote import RemoteServiceError
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
+
+
+class ChatMessage(TypedDict):
+    role: str
+    content: str
+
+
+class ChatModel(ABC):
+    description: ModelDescription
+
+    @abstractmethod
+    async def load(self) -> None: ...
+
+    @abstractmethod
+    def stream_reply(self, messages: list[ChatMessage]) -> AsyncIterator[str]:
+        """Yield the reply's text pieces as the model produces them."""
+
+
+class LlamaCppChat(ChatModel):
+    def __init__(self, config: LlmConfig, limits: LimitsConfig) -> None:
+        self.config = config
+        self._worker = ModelWorker("llm", config.concurrency, limits.model_wait_s)
+        self._llama: Any = None
+        if config.model == EMBEDDED:
+            self._path = SMOLLM2_135M.path()
+            self.description = ModelDescription(
+                name="SmolLM2-135M-Instruct",
+                description="SmolLM2-135M-Instruct Q4_1 GGUF (embedded)",
+                author=SMOLLM2_135M.author,
+                url=SMOLLM2_135M.source_url,
+                version=SMOLLM2_135M.version(),
+                languages=["en"],
+            )
+        else:
+            self._path = Path(config.model).expanduser()
+            if not self._path.is_file():
+                raise FileNotFoundError(f"llm.model: GGUF file {config.model!r} does not exist")
+            self.description = ModelDescription(
+                name=self._path.name.removesuffix(".gguf"),
+                description=f"{self._path.name} through llama.cpp",
+                author="GGUF model",
+                url=str(self._path),
+                version=None,
+                languages=[],
+            )
+
+    async def load(self) -> None:
+        from llama_cpp import Llama
+
+        threads = self.config.threads or max(1, (os.cpu_count() or 2))
+        self._llama = await self._worker.call(
+            lambda: Llama(
+                model_path=str(self._path),
+                n_ctx=self.config.context_tokens,
+                n_threads=threads,
+                verbose=False,
+            )
+        )
+
+    def stream_reply(self, messages: list[ChatMessage]) -> AsyncIterator[str]:
+        llama = self._llama
+        if llama is None:
+            raise RuntimeError("LLM is not loaded")
+
+        def pieces() -> Iterator[str]:
+            for chunk in llama.create_chat_completion(
+                messages=messages,
+                stream=True,
+                max_tokens=self.config.max_tokens,
+                temperature=self.config.temperature,
+            ):
+                text = chunk["choices"][0]["delta"].get("content")
+                if text:
+                    yield text
+
+        return self._worker.stream(pieces)
+
+
+class OpenAiChat(ChatModel):
+    """Any OpenAI-compatible chat endpoint: Ollama, vLLM, llama.cpp's server."""
+
+    def __init__(self, config: LlmConfig, limits: LimitsConfig) -> None:
+        from openai import AsyncOpenAI
+
+        assert config.url is not None
+        self.config = config
+        self._worker = ModelWorker("llm-remote", config.concurrency, limits.model_wait_s)
+        self._client = AsyncOpenAI(
+            base_url=config.url,
+            api_key=config.api_key or "not-needed",
+            timeout=config.request_timeout_s,
+            max_retries=1,
+        )
+        self.description = ModelDescription(
+            name=config.model,
+            description=f"{config.model} at {config.url}",
+            author="OpenAI-compatible endpoint",
+            url=config.url,
+            version=None,
+            languages=[],
+        )
+
+    async def load(self) -> None:
+        from openai import APIError
+
+        try:
+            names = [model.id async for model in await self._client.models.list()]
+        except APIError as error:
+            raise RemoteServiceError(f"cannot use {self.config.url}: {error}") from None
+        if self.config.model not in names:
+            raise LookupError(
+                f"llm.model = {self.config.model!r} is not served at {self.config.url}; "
+                f"it serves {names}"
+            )
+
+    async def stream_reply(self, messages: list[ChatMessage]) -> AsyncIterator[str]:
+        async with self._worker.slot():
+            stream = await self._client.chat.completions.create(
+                model=self.config.model,
+                messages=cast("list[ChatCompletionMessageParam]", messages),
+                stream=True,
+                max_tokens=self.config.max_tokens,
+                temperature=self.config.temperature,
+            )
+            async with stream:
+                async for chunk in stream:
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        yield chunk.choices[0].delta.content
+
+
+def create_llm(config: LlmConfig, limits: LimitsConfig) -> ChatModel:
+    if config.url is not None:
+        return OpenAiChat(config, limits)
+    return LlamaCppChat(config, limits)

@@ -1,0 +1,193 @@
+"""Text-to-speech: Piper voices in-process, or a remote Wyoming tts service."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.info import Describe, Info
+from wyoming.tts import Synthesize, SynthesizeVoice
+
+from ..audio_format import PcmFormat
+from ..config import EMBEDDED, LimitsConfig, TtsConfig
+from ..embedded_models import PIPER_JOE
+from ..workers import ModelWorker
+from .description import ModelDescription
+from .remote import RemoteServiceError, read_until, wyoming_connection
+
+
+class VoiceNotFoundError(LookupError):
+    """A request named a voice or speaker the server does not have."""
+
+
+@dataclass(frozen=True)
+class VoiceDescription:
+    model: ModelDescription
+    speakers: list[str]
+    audio: PcmFormat
+
+
+class TextToSpeech(ABC):
+    """Speaks text as PCM blocks (one or more per sentence) in the voice's format."""
+
+    voices: dict[str, VoiceDescription]
+    default_voice: str
+
+    @abstractmethod
+    async def load(self) -> None: ...
+
+    @abstractmethod
+    def synthesize(self, text: str, voice: str, speaker: str | None) -> AsyncIterator[bytes]: ...
+
+    def resolve_voice(self, name: str | None, language: str | None = None) -> str:
+        """The voice to use for a request: by name, else by language, else the default."""
+        if name:
+            if name not in self.voices:
+                raise VoiceNotFoundError(f"no voice named {name!r}; voices: {sorted(self.voices)}")
+            return name
+        if language:
+            wanted = language.replace("-", "_").lower()
+            for voice_name, voice in self.voices.items():
+                languages = [lang.replace("-", "_").lower() for lang in voice.model.languages]
+                if any(lang == wanted or lang.split("_")[0] == wanted for lang in languages):
+                    return voice_name
+        return self.default_voice
+
+
+def _piper_voice_description(
+    path: Path, config: dict[str, Any], embedded: bool
+) -> VoiceDescription:
+    name = path.name.removesuffix(".onnx")
+    language = config.get("language", {}).get("code") or config.get("espeak", {}).get("voice", "")
+    speaker_ids: dict[str, int] = config.get("speaker_id_map", {})
+    return VoiceDescription(
+        model=ModelDescription(
+            name=name,
+            description=f"Piper {name}" + (" (embedded)" if embedded else ""),
+            author=PIPER_JOE.author if embedded else "Piper voice",
+            url=PIPER_JOE.source_url if embedded else str(path),
+            version=PIPER_JOE.version() if embedded else config.get("piper_version"),
+            languages=[language] if language else [],
+        ),
+        speakers=sorted(speaker_ids, key=speaker_ids.__getitem__),
+        audio=PcmFormat(rate=int(config["audio"]["sample_rate"]), width=2, channels=1),
+    )
+
+
+class PiperTts(TextToSpeech):
+    def __init__(self, config: TtsConfig, limits: LimitsConfig) -> None:
+        self.config = config
+        self._worker = ModelWorker("tts", config.concurrency, limits.model_wait_s)
+        self._paths: dict[str, tuple[Path, bool]] = {}
+        for entry in config.voices:
+            embedded = entry == EMBEDDED
+            path = PIPER_JOE.path() if embedded else Path(entry).expanduser()
+            if not embedded:
+                if not path.is_file():
+                    raise FileNotFoundError(f"tts.voices: Piper voice {entry!r} does not exist")
+                if not Path(f"{path}.json").is_file():
+                    raise FileNotFoundError(
+                        f"tts.voices: {entry!r} has no {path.name}.json beside it"
+                    )
+            self._paths[path.name.removesuffix(".onnx")] = (path, embedded)
+        self.voices = {}
+        self._loaded: dict[str, Any] = {}
+        self.default_voice = config.default_voice or next(iter(self._paths))
+        if self.default_voice not in self._paths:
+            raise VoiceNotFoundError(
+                f"tts.default_voice = {self.default_voice!r} is not one of {sorted(self._paths)}"
+            )
+
+    async def load(self) -> None:
+        from piper import PiperVoice
+
+        def read(path: Path) -> tuple[Any, dict[str, Any]]:
+            config_path = Path(f"{path}.json")
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+            return PiperVoice.load(path, config_path=config_path), config
+
+        for name, (path, embedded) in self._paths.items():
+            self._loaded[name], config = await self._worker.call(partial(read, path))
+            self.voices[name] = _piper_voice_description(path, config, embedded)
+
+    def synthesize(self, text: str, voice: str, speaker: str | None) -> AsyncIterator[bytes]:
+        from piper import SynthesisConfig
+
+        description = self.voices[voice]
+        speaker_id = None
+        if speaker:
+            if speaker not in description.speakers:
+                raise VoiceNotFoundError(f"voice {voice!r} has no speaker {speaker!r}")
+            speaker_id = description.speakers.index(speaker)
+        piper_voice = self._loaded[voice]
+
+        def blocks() -> Iterator[bytes]:
+            for chunk in piper_voice.synthesize(text, SynthesisConfig(speaker_id=speaker_id)):
+                yield chunk.audio_int16_bytes
+
+        return self._worker.stream(blocks)
+
+
+class WyomingTts(TextToSpeech):
+    """Delegates to another Wyoming tts server (e.g. wyoming-piper on another machine)."""
+
+    def __init__(self, config: TtsConfig, limits: LimitsConfig) -> None:
+        assert config.uri is not None
+        self.uri = config.uri
+        self._worker = ModelWorker("tts-remote", config.concurrency, limits.model_wait_s)
+        self._requested_default = config.default_voice
+        self.voices = {}
+        self.default_voice = ""
+
+    async def load(self) -> None:
+        async with wyoming_connection(self.uri) as client:
+            await client.write_event(Describe().event())
+            info = Info.from_event(await read_until(client, Info.is_type))
+        for program in info.tts:
+            for voice in program.voices:
+                self.voices[voice.name] = VoiceDescription(
+                    model=ModelDescription(
+                        name=voice.name,
+                        description=f"{voice.description or voice.name} via {self.uri}",
+                        author=voice.attribution.name,
+                        url=voice.attribution.url,
+                        version=voice.version,
+                        languages=voice.languages,
+                    ),
+                    speakers=[s.name for s in voice.speakers or []],
+                    # The real format comes with each reply's audio-start.
+                    audio=PcmFormat(rate=22050, width=2, channels=1),
+                )
+        if not self.voices:
+            raise RemoteServiceError(f"{self.uri} offers no tts voice")
+        self.default_voice = self.resolve_voice(self._requested_default)
+
+    async def synthesize(self, text: str, voice: str, speaker: str | None) -> AsyncIterator[bytes]:
+        async with self._worker.slot(), wyoming_connection(self.uri) as client:
+            request = Synthesize(text=text, voice=SynthesizeVoice(name=voice, speaker=speaker))
+            await client.write_event(request.event())
+            start = AudioStart.from_event(await read_until(client, AudioStart.is_type))
+            self.voices[voice] = VoiceDescription(
+                model=self.voices[voice].model,
+                speakers=self.voices[voice].speakers,
+                audio=PcmFormat(rate=start.rate, width=start.width, channels=start.channels),
+            )
+            while True:
+                event = await read_until(
+                    client, lambda t: AudioChunk.is_type(t) or AudioStop.is_type(t)
+                )
+                if AudioStop.is_type(event.type):
+                    return
+                yield AudioChunk.from_event(event).audio
+
+
+def create_tts(config: TtsConfig, limits: LimitsConfig) -> TextToSpeech:
+    if config.uri is not None:
+        return WyomingTts(config, limits)
+    return PiperTts(config, limits)
