@@ -126,7 +126,7 @@ class OpenAiChat(ChatModel):
         except APIError as error:
             raise RemoteServiceError(f"cannot use {self.config.url}: {error}") from None
         if self.config.model not in names:
-            raise LookupError(
+            raise RemoteServiceError(
                 f"llm.model = {self.config.model!r} is not served at {self.config.url}; "
                 f"it serves {names}"
             )

@@ -166,7 +166,9 @@ class WyomingTts(TextToSpeech):
                 )
         if not self.voices:
             raise RemoteServiceError(f"{self.uri} offers no tts voice")
-        self.default_voice = self.resolve_voice(self._requested_default)
+        self.default_voice = next(iter(self.voices))
+        if self._requested_default is not None:
+            self.default_voice = self.resolve_voice(self._requested_default)
 
     async def synthesize(self, text: str, voice: str, speaker: str | None) -> AsyncIterator[bytes]:
         async with self._worker.slot(), wyoming_connection(self.uri) as client:
