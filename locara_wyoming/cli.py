@@ -1,0 +1,111 @@
+"""`locara-wyoming`: serve, and benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from .config import ConfigError, LocaraConfig, load_config
+from .embedded_models import ModelMissingError
+from .stages.remote import RemoteServiceError
+from .stages.tts import VoiceNotFoundError
+
+EXIT_CONFIG = 2
+EXIT_MODELS = 3
+
+
+def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = commands.add_parser("serve", help="run the Wyoming server")
+    serve.add_argument("--config", type=Path, help="TOML configuration file")
+    serve.add_argument(
+        "--uri", help="tcp://HOST:PORT, unix://PATH or stdio:// (default tcp://0.0.0.0:10700)"
+    )
+    serve.add_argument(
+        "--zeroconf",
+        nargs="?",
+        const="",
+        metavar="NAME",
+        help="advertise over zeroconf, optionally under NAME (on by default for tcp://)",
+    )
+    serve.add_argument("--no-zeroconf", action="store_true", help="do not advertise over zeroconf")
+    serve.add_argument("--data-dir", help="where the server keeps its state")
+    serve.add_argument("--debug", action="store_true", help="log debug messages")
+
+
+def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench = commands.add_parser("bench", help="measure the server").add_subparsers(
+        dest="bench", required=True
+    )
+    services = bench.add_parser("services", help="asr, tts and handle latency, and memory")
+    services.add_argument("--config", type=Path, help="server configuration to measure")
+    services.add_argument(
+        "--runs", type=int, default=5, help="requests per measurement (default 5)"
+    )
+    services.add_argument("--json", type=Path, help="also write the results to this JSON file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="locara-wyoming", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(commands)
+    _bench_parser(commands)
+    return parser
+
+
+def apply_serve_flags(config: LocaraConfig, args: argparse.Namespace) -> LocaraConfig:
+    """Command-line flags override the file's `[server]` section."""
+    server: dict[str, object] = {}
+    if args.uri:
+        server["uri"] = args.uri
+    if args.zeroconf is not None:
+        server["zeroconf"] = True
+        if args.zeroconf:
+            server["zeroconf_name"] = args.zeroconf
+    if args.no_zeroconf:
+        server["zeroconf"] = False
+    if args.data_dir:
+        server["data_dir"] = args.data_dir
+    data = config.model_dump()
+    data["server"].update(server)
+    return LocaraConfig.model_validate(data)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .server import LocaraServer
+
+    try:
+        config = apply_serve_flags(load_config(args.config), args)
+        server = LocaraServer(config)
+    except ConfigError as error:
+        print(f"locara-wyoming: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ValueError as error:  # a --uri that wyoming cannot serve
+        print(f"locara-wyoming: --uri {args.uri!r}: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        asyncio.run(server.run())
+    except (ModelMissingError, FileNotFoundError, VoiceNotFoundError, RemoteServiceError) as error:
+        logging.getLogger("locara_wyoming").error("Cannot start: %s", error)
+        return EXIT_MODELS
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench.services import run_services_bench
+
+    return run_services_bench(config_path=args.config, runs=args.runs, json_path=args.json)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "debug", False) else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command == "serve":
+        return _serve(args)
+    return _bench(args)

@@ -1,0 +1,1 @@
+"""Reading Wyoming events safely from untrusted peers."""

@@ -1,0 +1,140 @@
+"""The server's life: load and warm the models, listen, advertise, shut down cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+from urllib.parse import urlparse
+
+from wyoming.error import Error
+from wyoming.event import async_write_event
+from wyoming.server import AsyncEventHandler, AsyncServer, AsyncStdioServer
+
+from .config import LocaraConfig
+from .services.agent import ConversationAgent
+from .services.connection import ServerContext, WyomingConnection
+from .services.history import ConversationStore
+from .services.info import build_info
+from .services.stages import load_stages
+from .zeroconf_advertiser import ZeroconfAdvertiser, advertised_address, instance_name
+
+_LOGGER = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_S = 5.0
+
+
+class RefusedConnection(AsyncEventHandler):
+    """Answers a connection over `limits.max_connections` with an error and closes it."""
+
+    def __init__(
+        self, limit: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        super().__init__(reader, writer)
+        self.limit = limit
+
+    async def handle_event(self, event: object) -> bool:
+        return False
+
+    async def run(self) -> None:
+        _LOGGER.warning(
+            "Refusing %s: %d connections open", self.writer.get_extra_info("peername"), self.limit
+        )
+        with contextlib.suppress(ConnectionError, OSError):
+            error = Error(text=f"server is at its limit of {self.limit} connections", code="busy")
+            await async_write_event(error.event(), self.writer)
+        self.writer.close()
+
+
+class LocaraServer:
+    def __init__(self, config: LocaraConfig) -> None:
+        self.config = config
+        self.connections: set[WyomingConnection] = set()
+        self._all_closed = asyncio.Event()
+        self.data_dir = Path(config.server.data_dir).expanduser()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._context: ServerContext | None = None
+        self._server = AsyncServer.from_uri(config.server.uri)
+
+    def _connect(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> AsyncEventHandler:
+        assert self._context is not None
+        limit = self.config.limits.max_connections
+        if len(self.connections) >= limit:
+            return RefusedConnection(limit, reader, writer)
+        connection = WyomingConnection(self._context, reader, writer, on_close=self._closed)
+        self.connections.add(connection)
+        return connection
+
+    async def run(self) -> None:
+        config = self.config
+        _LOGGER.info("Data directory: %s", self.data_dir)
+
+        stages = await load_stages(config)
+        store = ConversationStore(
+            config.limits.history_turns,
+            config.limits.history_ttl_s,
+            config.limits.max_conversations,
+        )
+        self._context = ServerContext(
+            config=config,
+            stages=stages,
+            agent=ConversationAgent(stages.llm, store),
+            info=build_info(stages, config),
+        )
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+
+        if isinstance(self._server, AsyncStdioServer):
+            _LOGGER.info("Ready: serving Wyoming on stdio://")
+            await self._server.run(self._connect)
+            return
+
+        await self._server.start(self._connect)
+        advertiser = self._advertiser()
+        if advertiser is not None:
+            await advertiser.start()
+        _LOGGER.info(
+            "Ready: Locara Wyoming serving asr, tts and handle on %s%s",
+            config.server.uri,
+            f" (zeroconf {advertiser.record})" if advertiser else "",
+        )
+        try:
+            await stop.wait()
+        finally:
+            _LOGGER.info("Shutting down…")
+            if advertiser is not None:
+                await advertiser.stop()
+            await self._server.stop()
+            await self._wait_for_connections()
+            _LOGGER.info("Stopped")
+
+    def _advertiser(self) -> ZeroconfAdvertiser | None:
+        settings = self.config.server
+        uri = urlparse(settings.uri)
+        if not settings.zeroconf or uri.scheme != "tcp" or uri.port is None:
+            return None
+        return ZeroconfAdvertiser(
+            instance_name(settings.zeroconf_name),
+            advertised_address(uri.hostname or ""),
+            uri.port,
+            settings.zeroconf_interfaces,
+        )
+
+    def _closed(self, connection: WyomingConnection) -> None:
+        self.connections.discard(connection)
+        if not self.connections:
+            self._all_closed.set()
+
+    async def _wait_for_connections(self) -> None:
+        if not self.connections:
+            return
+        self._all_closed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._all_closed.wait(), SHUTDOWN_GRACE_S)

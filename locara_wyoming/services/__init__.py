@@ -1,0 +1,1 @@
+"""The standard Wyoming programs Home Assistant uses: asr, tts and handle."""

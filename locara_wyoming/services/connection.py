@@ -1,0 +1,315 @@
+"""One client connection: reads events safely and serves asr, tts and handle requests.
+
+The reader never waits for a model: each request runs as a task, in order, while
+the loop goes on reading (pings, the next text chunks, a disconnect). Bad input
+gets an `error` event; input that breaks the framing also closes this one
+connection. Nothing here can disturb another connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from wyoming.asr import Transcribe, Transcript
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.error import Error
+from wyoming.event import Event
+from wyoming.handle import Handled, HandledChunk, HandledStart, HandledStop
+from wyoming.info import Describe, Info, SelectProgram
+from wyoming.ping import Ping, Pong
+from wyoming.server import AsyncEventHandler
+from wyoming.tts import (
+    Synthesize,
+    SynthesizeChunk,
+    SynthesizeStart,
+    SynthesizeStop,
+    SynthesizeStopped,
+    SynthesizeVoice,
+)
+
+from ..audio_format import AudioFormatError, PcmFormat
+from ..config import LocaraConfig
+from ..protocol.reader import ProtocolError, ReadLimits, read_event
+from ..stages.remote import RemoteServiceError
+from ..stages.tts import VoiceNotFoundError
+from ..workers import ModelBusyError
+from .agent import ConversationAgent
+from .speech import StreamingSynthesis, speak
+from .stages import Stages
+from .transcription import AudioTooLongError, Utterance, send_transcript
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_QUEUED_REQUESTS = 4
+
+
+class RequestError(Exception):
+    """A request that cannot be served; answered with an `error` event of `code`."""
+
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+
+@dataclass
+class ServerContext:
+    """What every connection shares: the warm stages, configuration and the agent."""
+
+    config: LocaraConfig
+    stages: Stages
+    agent: ConversationAgent
+    info: Info
+
+    @property
+    def read_limits(self) -> ReadLimits:
+        limits = self.config.limits
+        return ReadLimits(limits.max_header_bytes, limits.max_data_bytes, limits.max_payload_bytes)
+
+
+class WyomingConnection(AsyncEventHandler):
+    def __init__(
+        self,
+        context: ServerContext,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        on_close: Callable[[WyomingConnection], None] | None = None,
+    ) -> None:
+        super().__init__(reader, writer)
+        self.context = context
+        self._on_close = on_close
+        self.peer = writer.get_extra_info("peername")
+        self._limits = context.read_limits
+        self._requests: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue(
+            MAX_QUEUED_REQUESTS
+        )
+        self._worker: asyncio.Task[None] | None = None
+        self._utterance: Utterance | None = None
+        self._language: str | None = None
+        self._stream: StreamingSynthesis | None = None
+
+    # -- reading ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Like `AsyncEventHandler.run`, with the bounded reader and error answers."""
+        self._worker = asyncio.create_task(self._serve_requests(), name=f"requests {self.peer}")
+        try:
+            while True:
+                try:
+                    event = await read_event(self.reader, self._limits)
+                except ProtocolError as error:
+                    _LOGGER.warning("%s: %s; closing", self.peer, error.text)
+                    await self._send_error(error.code, error.text)
+                    break
+                if event is None:
+                    break
+                try:
+                    await self.handle_event(event)
+                except RequestError as error:
+                    await self._send_error(error.code, error.text)
+                except (KeyError, TypeError, ValueError) as error:
+                    await self._send_error("bad-event", f"bad {event.type!r} event: {error}")
+        except (ConnectionError, OSError) as error:
+            _LOGGER.debug("%s: connection lost: %s", self.peer, error)
+        finally:
+            await self.disconnect()
+            self.writer.close()
+            if self._on_close is not None:
+                self._on_close(self)
+
+    async def disconnect(self) -> None:
+        if self._stream is not None:
+            self._stream.cancel()
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+
+    async def _send_error(self, code: str, text: str) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            await self.write_event(Error(text=text, code=code).event())
+
+    # -- dispatch ----------------------------------------------------------------
+
+    async def handle_event(self, event: Event) -> bool:
+        if Describe.is_type(event.type):
+            await self.write_event(self.context.info.event())
+        elif Ping.is_type(event.type):
+            await self.write_event(Pong(text=Ping.from_event(event).text).event())
+        elif SelectProgram.is_type(event.type):
+            self._select_program(SelectProgram.from_event(event).name)
+        elif Transcribe.is_type(event.type):
+            self._language = Transcribe.from_event(event).language
+        elif AudioStart.is_type(event.type):
+            self._start_utterance(AudioStart.from_event(event))
+        elif AudioChunk.is_type(event.type):
+            self._add_audio(event)
+        elif AudioStop.is_type(event.type):
+            self._finish_utterance()
+        elif SynthesizeStart.is_type(event.type):
+            self._start_stream(SynthesizeStart.from_event(event).voice)
+        elif SynthesizeChunk.is_type(event.type):
+            self._stream_text(SynthesizeChunk.from_event(event).text)
+        elif SynthesizeStop.is_type(event.type):
+            self._finish_stream()
+        elif Synthesize.is_type(event.type):
+            if self._stream is None:  # during a stream it is the backwards-compatible copy
+                self._synthesize(Synthesize.from_event(event))
+        elif Transcript.is_type(event.type):
+            self._handle_transcript(Transcript.from_event(event))
+        else:
+            raise RequestError("unknown-event", f"unknown event type {event.type!r}")
+        return True
+
+    def _select_program(self, name: str) -> None:
+        info = self.context.info
+        programs = [p.name for p in (*info.asr, *info.tts, *info.handle)]
+        if name not in programs:
+            raise RequestError("not-found", f"no program named {name!r}; programs: {programs}")
+
+    # -- requests run one at a time, off the reading loop --------------------------
+
+    def _enqueue(self, request: Callable[[], Awaitable[None]]) -> None:
+        try:
+            self._requests.put_nowait(request)
+        except asyncio.QueueFull:
+            raise RequestError(
+                "busy", f"more than {MAX_QUEUED_REQUESTS} requests waiting on this connection"
+            ) from None
+
+    async def _serve_requests(self) -> None:
+        while True:
+            request = await self._requests.get()
+            try:
+                await request()
+            except RequestError as error:
+                await self._send_error(error.code, error.text)
+            except ModelBusyError as error:
+                await self._send_error("busy", str(error))
+            except (VoiceNotFoundError, AudioTooLongError) as error:
+                await self._send_error("bad-request", str(error))
+            except RemoteServiceError as error:
+                await self._send_error("remote-failed", str(error))
+            except (ConnectionError, OSError):
+                return
+            except Exception as error:  # a model failure ends the request, not the server
+                _LOGGER.exception("%s: request failed", self.peer)
+                await self._send_error("internal", f"request failed: {error}")
+
+    # -- asr ----------------------------------------------------------------------
+
+    def _start_utterance(self, start: AudioStart) -> None:
+        try:
+            self._utterance = Utterance(
+                PcmFormat(start.rate, start.width, start.channels),
+                self.context.config.limits.max_audio_seconds,
+            )
+        except AudioFormatError as error:
+            self._utterance = None
+            raise RequestError("bad-audio-format", str(error)) from None
+
+    def _add_audio(self, event: Event) -> None:
+        if self._utterance is None:
+            raise RequestError("out-of-order", "audio-chunk before audio-start")
+        chunk = AudioChunk.from_event(event)
+        source = self._utterance.source
+        if (chunk.rate, chunk.width, chunk.channels) != (
+            source.rate,
+            source.width,
+            source.channels,
+        ):
+            raise RequestError(
+                "bad-audio-format", "audio-chunk format differs from its audio-start"
+            )
+        try:
+            self._utterance.add(chunk.audio)
+        except AudioTooLongError as error:
+            self._utterance = None
+            raise RequestError("too-large", str(error)) from None
+
+    def _finish_utterance(self) -> None:
+        utterance, self._utterance = self._utterance, None
+        if utterance is None:
+            raise RequestError("out-of-order", "audio-stop before audio-start")
+        language = self._language or self.context.config.stt.language
+        self._enqueue(lambda: self._transcribe(utterance, language))
+
+    async def _transcribe(self, utterance: Utterance, language: str) -> None:
+        text = await send_transcript(self.context.stages.stt, utterance, language, self.write_event)
+        _LOGGER.debug("%s: transcript %r", self.peer, text)
+
+    # -- tts ----------------------------------------------------------------------
+
+    def _voice(self, voice: SynthesizeVoice | None) -> tuple[str, str | None]:
+        tts = self.context.stages.tts
+        try:
+            if voice is None:
+                return tts.default_voice, None
+            return tts.resolve_voice(voice.name, voice.language), voice.speaker
+        except VoiceNotFoundError as error:
+            raise RequestError("not-found", str(error)) from None
+
+    def _check_text(self, text: str) -> None:
+        limit = self.context.config.limits.max_text_chars
+        if len(text) > limit:
+            raise RequestError("too-large", f"text of {len(text)} characters is over {limit}")
+
+    def _synthesize(self, request: Synthesize) -> None:
+        self._check_text(request.text)
+        voice, speaker = self._voice(request.voice)
+        tts = self.context.stages.tts
+        self._enqueue(lambda: speak(tts, request.text, voice, speaker, self.write_event))
+
+    def _start_stream(self, voice_request: SynthesizeVoice | None) -> None:
+        if self._stream is not None:
+            raise RequestError("out-of-order", "synthesize-start while a stream is open")
+        voice, speaker = self._voice(voice_request)
+        self._stream = StreamingSynthesis(
+            self.context.stages.tts,
+            voice,
+            speaker,
+            self.write_event,
+            self.context.config.limits.max_text_chars,
+        )
+
+    def _stream_text(self, text: str) -> None:
+        if self._stream is None:
+            raise RequestError("out-of-order", "synthesize-chunk before synthesize-start")
+        self._stream.add_text(text)
+
+    def _finish_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is None:
+            raise RequestError("out-of-order", "synthesize-stop before synthesize-start")
+
+        async def finish() -> None:
+            await stream.finish()
+            await self.write_event(SynthesizeStopped().event())
+
+        self._enqueue(finish)
+
+    # -- handle -------------------------------------------------------------------
+
+    def _handle_transcript(self, transcript: Transcript) -> None:
+        self._check_text(transcript.text)
+        context = dict(transcript.context or {})
+        conversation_id = context.get("conversation_id")
+        if not isinstance(conversation_id, str) or not conversation_id:
+            conversation_id = uuid.uuid4().hex
+        context["conversation_id"] = conversation_id
+        self._enqueue(lambda: self._reply(transcript.text, conversation_id, context))
+
+    async def _reply(self, text: str, conversation_id: str, context: dict[str, object]) -> None:
+        persona = self.context.config.persona()
+        await self.write_event(HandledStart(context=context).event())
+        pieces: list[str] = []
+        async for piece in self.context.agent.reply(persona, conversation_id, text):
+            pieces.append(piece)
+            await self.write_event(HandledChunk(text=piece).event())
+        await self.write_event(Handled(text="".join(pieces).strip(), context=context).event())
+        await self.write_event(HandledStop().event())

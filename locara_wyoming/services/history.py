@@ -1,0 +1,74 @@
+"""Conversation history per conversation id, bounded in turns, age and count."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..stages.llm import ChatMessage
+
+
+@dataclass
+class Turn:
+    user: str
+    assistant: str
+    interrupted: bool = False
+
+
+@dataclass
+class Conversation:
+    turns: deque[Turn]
+    last_used: float = field(default=0.0)
+
+    def messages(self, system_prompt: str, user_text: str) -> list[ChatMessage]:
+        messages: list[ChatMessage] = [{"role": "system", "content": system_prompt}]
+        for turn in self.turns:
+            messages.append({"role": "user", "content": turn.user})
+            assistant = f"{turn.assistant}…" if turn.interrupted else turn.assistant
+            messages.append({"role": "assistant", "content": assistant})
+        messages.append({"role": "user", "content": user_text})
+        return messages
+
+
+class ConversationStore:
+    """Keeps the last `max_turns` turns of each conversation for `ttl_s` since its last use.
+
+    At most `max_conversations` are kept; the least recently used goes first.
+    """
+
+    def __init__(
+        self,
+        max_turns: int,
+        ttl_s: float,
+        max_conversations: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_turns = max_turns
+        self.ttl_s = ttl_s
+        self.max_conversations = max_conversations
+        self._clock = clock
+        self._conversations: OrderedDict[str, Conversation] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._conversations)
+
+    def get(self, conversation_id: str) -> Conversation:
+        now = self._clock()
+        self._expire(now)
+        conversation = self._conversations.pop(conversation_id, None)
+        if conversation is None:
+            conversation = Conversation(turns=deque(maxlen=self.max_turns))
+        conversation.last_used = now
+        self._conversations[conversation_id] = conversation
+        while len(self._conversations) > self.max_conversations:
+            self._conversations.popitem(last=False)
+        return conversation
+
+    def _expire(self, now: float) -> None:
+        while self._conversations:
+            oldest_id, oldest = next(iter(self._conversations.items()))
+            if now - oldest.last_used <= self.ttl_s:
+                return
+            del self._conversations[oldest_id]
