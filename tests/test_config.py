@@ -11,6 +11,8 @@ import pytest
 from locara_wyoming.config import ConfigError, load_config
 from locara_wyoming.embedded_models import EmbeddedModel, ModelMissingError
 
+from .conftest import serve_expecting_failure
+
 CONFIG_DIR = Path(__file__).parent.parent / "config"
 
 
@@ -91,3 +93,17 @@ def test_missing_model_package_names_what_to_install() -> None:
     )
     with pytest.raises(ModelMissingError, match="pip install locara-no-such-package"):
         missing.path()
+
+
+def test_voice_file_that_does_not_exist_stops_start(tmp_path: Path) -> None:
+    result = serve_expecting_failure(tmp_path, "[tts]\nvoices = ['/nowhere/en_US-x.onnx']\n")
+    assert result.returncode == 3
+    assert "Piper voice '/nowhere/en_US-x.onnx' does not exist" in result.stderr
+
+
+def test_persona_voice_that_does_not_exist_stops_start(tmp_path: Path) -> None:
+    result = serve_expecting_failure(
+        tmp_path, "[[personas]]\nname = 'kid'\nvoice = 'en_GB-nobody'\n"
+    )
+    assert result.returncode == 3
+    assert "persona 'kid': voice: no voice named 'en_GB-nobody'" in result.stderr

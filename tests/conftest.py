@@ -1,0 +1,100 @@
+"""Fixtures: a real server process with the embedded models, and real speech."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soxr
+from faster_whisper import WhisperModel
+from piper import PiperVoice
+
+from locara_wyoming.audio_format import PcmFormat
+from locara_wyoming.bench.server_process import ServerProcess
+from locara_wyoming.embedded_models import PIPER_JOE, WHISPER_TINY_EN
+
+# Zeroconf stays on loopback: tests never send multicast onto the machine's network.
+TEST_CONFIG = """
+[server]
+zeroconf_interfaces = ["127.0.0.1"]
+
+[llm]
+temperature = 0.0
+
+[limits]
+max_connections = 12
+max_audio_seconds = 20
+max_payload_bytes = 262144
+max_data_bytes = 65536
+"""
+
+
+@pytest.fixture(scope="session")
+def zeroconf_name() -> str:
+    return f"locara-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+async def server(
+    tmp_path_factory: pytest.TempPathFactory, zeroconf_name: str
+) -> AsyncIterator[ServerProcess]:
+    process = ServerProcess(
+        tmp_path_factory.mktemp("server"), TEST_CONFIG, extra_args=["--zeroconf", zeroconf_name]
+    )
+    await process.start()
+    yield process
+    await process.stop()
+
+
+@pytest.fixture(scope="session")
+def piper_voice() -> PiperVoice:
+    return PiperVoice.load(PIPER_JOE.path())
+
+
+@pytest.fixture(scope="session")
+def whisper() -> WhisperModel:
+    return WhisperModel(str(WHISPER_TINY_EN.path()), device="cpu", compute_type="int8")
+
+
+class Speech:
+    """Real speech from the embedded Piper voice, in any PCM format."""
+
+    def __init__(self, voice: PiperVoice) -> None:
+        self.voice = voice
+        self.rate = voice.config.sample_rate
+
+    def float32(self, text: str) -> np.ndarray:
+        pcm = b"".join(chunk.audio_int16_bytes for chunk in self.voice.synthesize(text))
+        return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+
+    def pcm(self, text: str, audio: PcmFormat) -> bytes:
+        samples = soxr.resample(self.float32(text), self.rate, audio.rate)
+        samples = np.repeat(samples[:, None], audio.channels, axis=1).reshape(-1)
+        if audio.width == 1:
+            return (np.clip(samples, -1, 1) * 127 + 128).astype(np.uint8).tobytes()
+        if audio.width == 2:
+            return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+        if audio.width == 3:
+            as_int = (np.clip(samples, -1, 1) * (2**23 - 1)).astype("<i4")
+            return as_int.view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+        return (np.clip(samples, -1, 1) * (2**31 - 1)).astype("<i4").tobytes()
+
+
+@pytest.fixture(scope="session")
+def speech(piper_voice: PiperVoice) -> Speech:
+    return Speech(piper_voice)
+
+
+def serve_expecting_failure(tmp_path: Path, config: str) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "locara.toml"
+    path.write_text(config)
+    return subprocess.run(
+        [sys.executable, "-m", "locara_wyoming", "serve", "--config", str(path), "--no-zeroconf",
+         "--uri", "tcp://127.0.0.1:1", "--data-dir", str(tmp_path / "data")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip

@@ -1,0 +1,51 @@
+"""Conversation history: bounded in turns, age and number of conversations."""
+
+from __future__ import annotations
+
+from locara_wyoming.services.history import ConversationStore, Turn
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_history_keeps_the_last_turns_in_order() -> None:
+    store = ConversationStore(max_turns=2, ttl_s=60, max_conversations=10)
+    conversation = store.get("a")
+    for n in range(3):
+        conversation.turns.append(Turn(user=f"u{n}", assistant=f"a{n}"))
+    messages = store.get("a").messages("system", "u3")
+    assert [m["content"] for m in messages] == ["system", "u1", "a1", "u2", "a2", "u3"]
+
+
+def test_interrupted_turn_is_marked() -> None:
+    store = ConversationStore(max_turns=5, ttl_s=60, max_conversations=10)
+    store.get("a").turns.append(Turn(user="tell me", assistant="Once upon", interrupted=True))
+    assert store.get("a").messages("s", "go on")[2]["content"] == "Once upon…"
+
+
+def test_conversations_expire_after_ttl() -> None:
+    clock = Clock()
+    store = ConversationStore(max_turns=5, ttl_s=10, max_conversations=10, clock=clock)
+    store.get("a").turns.append(Turn("hi", "hello"))
+    clock.now = 9.0
+    assert len(store.get("a").turns) == 1  # use refreshes the age
+    clock.now = 19.5
+    store.get("b")
+    assert len(store) == 1
+    assert len(store.get("a").turns) == 0
+
+
+def test_least_recently_used_conversation_is_dropped_over_the_cap() -> None:
+    store = ConversationStore(max_turns=5, ttl_s=60, max_conversations=2)
+    for name in ("a", "b"):
+        store.get(name).turns.append(Turn(name, name))
+    store.get("a")
+    store.get("c")
+    assert len(store) == 2
+    assert len(store.get("a").turns) == 1
+    assert len(store.get("b").turns) == 0
