@@ -33,11 +33,11 @@ ASR_SECONDS = 3.0
 HANDLE_TEXT = "Give me one idea for dinner tonight."
 
 
-def _summary(values: list[float]) -> dict[str, float]:
+def _summary(values: list[float], digits: int = 1) -> dict[str, float]:
     return {
-        "p50": round(float(np.percentile(values, 50)), 1),
-        "p90": round(float(np.percentile(values, 90)), 1),
-        "min": round(min(values), 1),
+        "p50": round(float(np.percentile(values, 50)), digits),
+        "p90": round(float(np.percentile(values, 90)), digits),
+        "min": round(min(values), digits),
     }
 
 
@@ -82,7 +82,7 @@ async def _measure(server: ServerProcess, runs: int) -> dict[str, Any]:
         "tts": {
             "text": TTS_TEXT,
             "first_audio_ms": _summary(first_audio),
-            "real_time_factor": _summary(rtf),
+            "real_time_factor": _summary(rtf, digits=3),
         },
         "asr": {"audio_s": ASR_SECONDS, "transcript": words, "ms": _summary(asr_ms)},
         "handle": {"first_chunk_ms": _summary(first_chunk), "reply_ms": _summary(whole)},
