@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from wyoming.info import (
     AsrModel,
     AsrProgram,
@@ -26,8 +28,16 @@ HANDLE_PROGRAM = "locara-agent"
 LOCARA = Attribution(name="Locara", url="https://github.com/locara/locara-wyoming")
 
 
-def _attribution(model: ModelDescription) -> Attribution:
-    return Attribution(name=model.author, url=model.url)
+def _artifact(model: ModelDescription) -> dict[str, Any]:
+    """The fields every Wyoming model or voice shares, from a loaded model's description."""
+    return {
+        "name": model.name,
+        "attribution": Attribution(name=model.author, url=model.url),
+        "installed": True,
+        "description": model.description,
+        "version": model.version,
+        "languages": model.languages,
+    }
 
 
 def build_info(stages: Stages, config: LocaraConfig) -> Info:
@@ -42,16 +52,7 @@ def build_info(stages: Stages, config: LocaraConfig) -> Info:
                 installed=True,
                 description="Locara speech-to-text",
                 version=__version__,
-                models=[
-                    AsrModel(
-                        name=stt.name,
-                        attribution=_attribution(stt),
-                        installed=True,
-                        description=stt.description,
-                        version=stt.version,
-                        languages=stt.languages,
-                    )
-                ],
+                models=[AsrModel(**_artifact(stt))],
                 supports_transcript_streaming=True,
             )
         ],
@@ -64,15 +65,10 @@ def build_info(stages: Stages, config: LocaraConfig) -> Info:
                 version=__version__,
                 voices=[
                     TtsVoice(
-                        name=name,
-                        attribution=_attribution(voice.model),
-                        installed=True,
-                        description=voice.model.description,
-                        version=voice.model.version,
-                        languages=voice.model.languages,
+                        **_artifact(voice.model),
                         speakers=[TtsVoiceSpeaker(name=s) for s in voice.speakers] or None,
                     )
-                    for name, voice in stages.tts.voices.items()
+                    for voice in stages.tts.voices.values()
                 ],
                 supports_synthesize_streaming=True,
             )
@@ -84,16 +80,7 @@ def build_info(stages: Stages, config: LocaraConfig) -> Info:
                 installed=True,
                 description=f"Locara conversation agent ({llm.name})",
                 version=__version__,
-                models=[
-                    HandleModel(
-                        name=llm.name,
-                        attribution=_attribution(llm),
-                        installed=True,
-                        description=llm.description,
-                        version=llm.version,
-                        languages=persona_languages,
-                    )
-                ],
+                models=[HandleModel(**{**_artifact(llm), "languages": persona_languages})],
                 supports_handled_streaming=True,
                 supports_home_control=False,
             )
