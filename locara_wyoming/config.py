@@ -116,6 +116,42 @@ class PersonaConfig(_Section):
     greeting: str | None = None
 
 
+class SessionsConfig(_Section):
+    """Full-duplex voice sessions with room satellites."""
+
+    default_backend: str = "voice-pipeline-default"
+    """Model id of the backend for rooms with no `[[rooms]]` entry; chosen by prefix."""
+    max_sessions: PositiveInt = 8
+    silence_ms: Annotated[int, Field(ge=64, le=5000)] = 400
+    """Silence after speech that ends the user's turn."""
+    vad_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    bargein_guard_ms: Annotated[int, Field(ge=0, le=2000)] = 200
+    """Speech over the assistant must last this long before it interrupts (echo, coughs)."""
+    min_speech_ms: Annotated[int, Field(ge=32, le=2000)] = 96
+    """Shorter blips of speech are ignored."""
+    keepalive_s: PositiveFloat = 30.0
+    """A session with no event from its satellite for this long is closed."""
+    max_buffered_audio_s: PositiveFloat = 30.0
+    """Reply audio queued for a slow satellite before generation pauses."""
+    played_wait_s: PositiveFloat = 2.0
+    """How long to wait for a satellite's `played` report after a barge-in."""
+
+
+class RoomConfig(_Section):
+    """Backend and persona for the satellites matching `satellite` (a name) or `area`."""
+
+    satellite: str | None = None
+    area: str | None = None
+    backend: str | None = None
+    persona: str | None = None
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> Self:
+        if self.satellite is None and self.area is None:
+            raise ValueError("a [[rooms]] entry needs satellite or area")
+        return self
+
+
 class LimitsConfig(_Section):
     max_connections: PositiveInt = 64
     max_header_bytes: PositiveInt = 16 * 1024
@@ -149,6 +185,8 @@ class LocaraConfig(_Section):
     llm: LlmConfig = Field(default_factory=LlmConfig)
     vad: VadConfig = Field(default_factory=VadConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    sessions: SessionsConfig = Field(default_factory=SessionsConfig)
+    rooms: list[RoomConfig] = Field(default_factory=list)
     personas: list[PersonaConfig] = Field(default_factory=lambda: [PersonaConfig(name="locara")])
     default_persona: str | None = None
 
@@ -164,6 +202,11 @@ class LocaraConfig(_Section):
             raise ValueError(
                 f"default_persona = {self.default_persona!r} is not one of the personas {names}"
             )
+        for index, room in enumerate(self.rooms):
+            if room.persona is not None and room.persona not in names:
+                raise ValueError(
+                    f"rooms[{index}].persona = {room.persona!r} is not one of the personas {names}"
+                )
         return self
 
     def persona(self, name: str | None = None) -> PersonaConfig:

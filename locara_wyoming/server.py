@@ -13,6 +13,7 @@ from wyoming.error import Error
 from wyoming.event import async_write_event
 from wyoming.server import AsyncEventHandler, AsyncServer, AsyncStdioServer
 
+from .backends.registry import Backends
 from .config import LocaraConfig
 from .services.agent import ConversationAgent
 from .services.connection import ServerContext, WyomingConnection
@@ -79,11 +80,13 @@ class LocaraServer:
             config.limits.history_ttl_s,
             config.limits.max_conversations,
         )
+        agent = ConversationAgent(stages.llm, store)
         self._context = ServerContext(
             config=config,
             stages=stages,
-            agent=ConversationAgent(stages.llm, store),
+            agent=agent,
             info=build_info(stages, config),
+            backends=Backends(stages, agent, config),
         )
 
         stop = asyncio.Event()

@@ -49,9 +49,13 @@ class ModelWorker:
         async with self.slot():
             return await asyncio.get_running_loop().run_in_executor(self._executor, function)
 
-    async def stream(self, make_items: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
+    async def stream(
+        self, make_items: Callable[[], Iterator[T]], max_ahead: int | None = None
+    ) -> AsyncIterator[T]:
         """Iterate a blocking generator in a model thread, yielding each item as it comes.
 
+        With `max_ahead`, the thread waits while that many items are not yet taken: a
+        consumer that pauses pauses the model too, and frees the CPU for other stages.
         When the consumer stops early (cancelled, or leaves the loop), the thread stops at
         the next item and the slot is held until it has, so the model is never shared.
         """
@@ -59,6 +63,7 @@ class ModelWorker:
             loop = asyncio.get_running_loop()
             items: asyncio.Queue[tuple[object, BaseException | None]] = asyncio.Queue()
             stop = threading.Event()
+            room = threading.Semaphore(max_ahead) if max_ahead else None
 
             def post(item: object, error: BaseException | None = None) -> None:
                 with contextlib.suppress(RuntimeError):  # the loop has closed
@@ -67,6 +72,9 @@ class ModelWorker:
             def produce() -> None:
                 try:
                     for item in make_items():
+                        while room is not None and not room.acquire(timeout=0.05):
+                            if stop.is_set():
+                                return
                         if stop.is_set():
                             break
                         post(item)
@@ -83,6 +91,8 @@ class ModelWorker:
                         raise error
                     if item is _END:
                         break
+                    if room is not None:
+                        room.release()
                     yield item  # type: ignore[misc]
             finally:
                 stop.set()

@@ -1,12 +1,31 @@
-"""The handle program: the LLM answers as the persona, remembering each conversation."""
+"""The conversation agent: the LLM answers as the persona, remembering each conversation."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from ..config import PersonaConfig
-from ..stages.llm import ChatModel
-from .history import ConversationStore, Turn
+from ..stages.llm import ChatMessage, ChatModel
+from .history import Conversation, ConversationStore, Turn
+
+
+@dataclass
+class AgentReply:
+    """A reply being written. Its turn is already in the history and grows with the text;
+    it stays marked interrupted until the reply ends."""
+
+    turn: Turn
+    pieces: AsyncIterator[str]
+    conversation: Conversation
+
+    def withdraw(self) -> None:
+        """Take the turn back out of the history (a speculative answer nobody heard)."""
+        turns = self.conversation.turns
+        for index, turn in enumerate(turns):
+            if turn is self.turn:
+                del turns[index]
+                return
 
 
 class ConversationAgent:
@@ -14,21 +33,17 @@ class ConversationAgent:
         self.llm = llm
         self.store = store
 
-    async def reply(
-        self, persona: PersonaConfig, conversation_id: str, text: str
-    ) -> AsyncIterator[str]:
-        """Stream the reply; the turn joins the history once the reply ends or is cut off."""
+    def respond(self, persona: PersonaConfig, conversation_id: str, text: str) -> AgentReply:
         conversation = self.store.get(conversation_id)
         messages = conversation.messages(persona.system_prompt, text)
-        pieces: list[str] = []
-        finished = False
-        try:
-            async for piece in self.llm.stream_reply(messages):
-                pieces.append(piece)
-                yield piece
-            finished = True
-        finally:
-            if pieces or finished:
-                conversation.turns.append(
-                    Turn(user=text, assistant="".join(pieces).strip(), interrupted=not finished)
-                )
+        turn = Turn(user=text, assistant="", interrupted=True)
+        conversation.turns.append(turn)
+        return AgentReply(turn, self._write(messages, turn), conversation)
+
+    async def _write(self, messages: list[ChatMessage], turn: Turn) -> AsyncIterator[str]:
+        written = ""
+        async for piece in self.llm.stream_reply(messages):
+            written += piece
+            turn.assistant = written.strip()
+            yield piece
+        turn.interrupted = False

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -22,6 +22,7 @@ from wyoming.event import Event
 from wyoming.handle import Handled, HandledChunk, HandledStart, HandledStop
 from wyoming.info import Describe, Info, SelectProgram
 from wyoming.ping import Ping, Pong
+from wyoming.pipeline import RunPipeline
 from wyoming.server import AsyncEventHandler
 from wyoming.tts import (
     Synthesize,
@@ -33,8 +34,13 @@ from wyoming.tts import (
 )
 
 from ..audio_format import AudioFormatError, PcmFormat
+from ..backends.base import SessionSettings
+from ..backends.registry import Backends
 from ..config import LocaraConfig
 from ..protocol.reader import ProtocolError, ReadLimits, read_event
+from ..sessions.link import UPLINK_TYPES, SessionEnded, SessionLink
+from ..sessions.protocol import REQUEST_KEY, SessionRequest, SessionRequestError, SessionStarted
+from ..sessions.routing import route
 from ..stages.remote import RemoteServiceError
 from ..stages.tts import VoiceNotFoundError
 from ..workers import ModelBusyError
@@ -65,6 +71,8 @@ class ServerContext:
     stages: Stages
     agent: ConversationAgent
     info: Info
+    backends: Backends
+    sessions: dict[str, SessionLink] = field(default_factory=dict)
 
     @property
     def read_limits(self) -> ReadLimits:
@@ -92,6 +100,7 @@ class WyomingConnection(AsyncEventHandler):
         self._utterance: Utterance | None = None
         self._language: str | None = None
         self._stream: StreamingSynthesis | None = None
+        self._link: SessionLink | None = None
 
     # -- reading ---------------------------------------------------------------
 
@@ -101,17 +110,27 @@ class WyomingConnection(AsyncEventHandler):
         try:
             while True:
                 try:
-                    event = await read_event(self.reader, self._limits)
+                    async with asyncio.timeout(self._read_timeout()):
+                        event = await read_event(self.reader, self._limits)
                 except ProtocolError as error:
                     _LOGGER.warning("%s: %s; closing", self.peer, error.text)
                     await self._send_error(error.code, error.text)
                     break
+                except TimeoutError:
+                    _LOGGER.info("%s: no event within the keep-alive time; closing", self.peer)
+                    await self._send_error("timeout", "no event within the keep-alive time")
+                    break
                 if event is None:
                     break
                 try:
-                    await self.handle_event(event)
+                    if not await self.handle_event(event):
+                        break
                 except RequestError as error:
                     await self._send_error(error.code, error.text)
+                except AudioFormatError as error:
+                    await self._send_error("bad-audio-format", str(error))
+                except SessionRequestError as error:
+                    await self._send_error("bad-request", str(error))
                 except (KeyError, TypeError, ValueError) as error:
                     await self._send_error("bad-event", f"bad {event.type!r} event: {error}")
         except (ConnectionError, OSError) as error:
@@ -122,7 +141,16 @@ class WyomingConnection(AsyncEventHandler):
             if self._on_close is not None:
                 self._on_close(self)
 
+    def _read_timeout(self) -> float | None:
+        return self.context.config.sessions.keepalive_s if self._link is not None else None
+
     async def disconnect(self) -> None:
+        if self._link is not None:
+            await self._link.close()
+            self.context.sessions.pop(self._link.started.session_id, None)
+            _LOGGER.info(
+                "Session %s (%s) ended", self._link.started.session_id, self._link.satellite
+            )
         if self._stream is not None:
             self._stream.cancel()
         if self._worker is not None:
@@ -137,7 +165,14 @@ class WyomingConnection(AsyncEventHandler):
     # -- dispatch ----------------------------------------------------------------
 
     async def handle_event(self, event: Event) -> bool:
-        if Describe.is_type(event.type):
+        if self._link is not None and event.type in UPLINK_TYPES:
+            try:
+                self._link.handle(event)
+            except SessionEnded:
+                return False
+        elif RunPipeline.is_type(event.type):
+            await self._start_session(event)
+        elif Describe.is_type(event.type):
             await self.write_event(self.context.info.event())
         elif Ping.is_type(event.type):
             await self.write_event(Pong(text=Ping.from_event(event).text).event())
@@ -171,6 +206,42 @@ class WyomingConnection(AsyncEventHandler):
         programs = [p.name for p in (*info.asr, *info.tts, *info.handle)]
         if name not in programs:
             raise RequestError("not-found", f"no program named {name!r}; programs: {programs}")
+
+    # -- voice sessions -------------------------------------------------------------
+
+    async def _start_session(self, event: Event) -> None:
+        request = SessionRequest.from_run_pipeline(event)
+        if request is None:
+            raise RequestError(
+                "bad-request", f"run-pipeline needs a {REQUEST_KEY!r} session request"
+            )
+        if self._link is not None:
+            raise RequestError("out-of-order", "a session is already running on this connection")
+        sessions = self.context.config.sessions
+        if len(self.context.sessions) >= sessions.max_sessions:
+            raise RequestError(
+                "busy", f"the server is at its limit of {sessions.max_sessions} sessions"
+            )
+        chosen = route(self.context.config, request.name, request.area)
+        backend = self.context.backends.get(chosen.backend)
+        settings = SessionSettings(uuid.uuid4().hex, request.name, request.area, chosen.persona)
+        started = SessionStarted(
+            session_id=settings.session_id,
+            backend=backend.model_id,
+            persona=chosen.persona.name,
+            input=PcmFormat(backend.input_rate, 2, 1),
+            output=backend.output_format(chosen.persona),
+            frame_ms=1000 * backend.frame_samples / backend.input_rate,
+        )
+        self._link = SessionLink(
+            await backend.open(settings), started, self.write_event, request.name
+        )
+        self.context.sessions[settings.session_id] = self._link
+        await self._link.start()
+        _LOGGER.info(
+            "Session %s: %s (%s) on %s as %s",
+            settings.session_id, request.name, request.area, backend.model_id, chosen.persona.name,
+        )  # fmt: skip
 
     # -- requests run one at a time, off the reading loop --------------------------
 
@@ -308,7 +379,7 @@ class WyomingConnection(AsyncEventHandler):
         persona = self.context.config.persona()
         await self.write_event(HandledStart(context=context).event())
         pieces: list[str] = []
-        async for piece in self.context.agent.reply(persona, conversation_id, text):
+        async for piece in self.context.agent.respond(persona, conversation_id, text).pieces:
             pieces.append(piece)
             await self.write_event(HandledChunk(text=piece).event())
         await self.write_event(Handled(text="".join(pieces).strip(), context=context).event())

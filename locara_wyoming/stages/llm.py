@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
 
 
+MAX_PIECES_AHEAD = 1
+"""The model pauses when its reader has not taken this many pieces (see `speak_reply`)."""
+
+
 class ChatMessage(TypedDict):
     role: str
     content: str
@@ -91,7 +95,7 @@ class LlamaCppChat(ChatModel):
                 if text:
                     yield text
 
-        return self._worker.stream(pieces)
+        return self._worker.stream(pieces, max_ahead=MAX_PIECES_AHEAD)
 
 
 class OpenAiChat(ChatModel):

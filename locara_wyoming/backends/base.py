@@ -1,0 +1,59 @@
+"""The one interface the server and the benchmark use to talk to any backend."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..audio_format import PcmFormat
+from ..config import PersonaConfig
+from .events import SessionEvent
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    session_id: str
+    satellite: str
+    area: str | None
+    persona: PersonaConfig
+
+
+class VoiceSession(ABC):
+    """One room's conversation. Audio goes in at `input_rate`; events come out."""
+
+    @abstractmethod
+    def push_audio(self, samples: np.ndarray) -> None:
+        """Mono float32 at the backend's input rate. Never blocks: model work runs elsewhere."""
+
+    @abstractmethod
+    def events(self) -> AsyncIterator[SessionEvent]:
+        """The session's events, in order, until it is closed."""
+
+    @abstractmethod
+    async def interrupt(self) -> None:
+        """Stop the current reply now (as if the user had spoken over it)."""
+
+    @abstractmethod
+    def report_played(self, reply_id: str, samples: int) -> None:
+        """The satellite played `samples` of the reply; the history keeps only what was heard."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+
+class VoiceBackend(ABC):
+    """A loaded model (or chain of models) that serves many sessions at once."""
+
+    model_id: str
+    input_rate: int
+    frame_samples: int
+    """The backend's natural input frame; satellites may send any size."""
+
+    @abstractmethod
+    def output_format(self, persona: PersonaConfig) -> PcmFormat: ...
+
+    @abstractmethod
+    async def open(self, settings: SessionSettings) -> VoiceSession: ...

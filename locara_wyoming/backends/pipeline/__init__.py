@@ -1,0 +1,1 @@
+"""The cascaded backend: Silero VAD → faster-whisper → LLM → Piper, clause by clause."""

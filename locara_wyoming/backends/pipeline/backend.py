@@ -1,0 +1,34 @@
+"""`voice-pipeline-…`: sessions on the server's warm STT, LLM and TTS stages."""
+
+from __future__ import annotations
+
+from ...audio_format import PcmFormat
+from ...config import LocaraConfig, PersonaConfig
+from ...services.agent import ConversationAgent
+from ...services.stages import Stages
+from ...stages.vad import FRAME_SAMPLES, VAD_RATE
+from ..base import SessionSettings, VoiceBackend, VoiceSession
+from .session import PipelineSession
+
+
+class PipelineBackend(VoiceBackend):
+    input_rate = VAD_RATE
+    frame_samples = FRAME_SAMPLES
+
+    def __init__(
+        self, model_id: str, stages: Stages, agent: ConversationAgent, config: LocaraConfig
+    ) -> None:
+        self.model_id = model_id
+        self._stages = stages
+        self._agent = agent
+        self._config = config
+
+    def _voice(self, persona: PersonaConfig) -> str:
+        return self._stages.tts.resolve_voice(persona.voice, persona.language)
+
+    def output_format(self, persona: PersonaConfig) -> PcmFormat:
+        return self._stages.tts.voices[self._voice(persona)].audio
+
+    async def open(self, settings: SessionSettings) -> VoiceSession:
+        voice = self._voice(settings.persona)
+        return PipelineSession(settings, self._stages, self._agent, self._config, voice)

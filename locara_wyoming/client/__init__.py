@@ -1,0 +1,1 @@
+"""Client side of voice sessions: the session client and simulated audio devices."""

@@ -1,0 +1,176 @@
+"""Run a voice session from any async audio source to any async audio sink.
+
+Used by satellites, the tests and the benchmark. It needs only the base install
+(wyoming, numpy, soxr): no model runtime.
+
+    client = SessionClient(uri, SessionRequest(name="kitchen"), source, sink, on_event=print)
+    await client.run()
+
+The source yields PCM chunks, paced as a microphone would; the sink plays the
+replies and says how much of each it played. `on_event` sees every downlink event
+other than audio (voice activity, both sides' text, flushes, errors) as it arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncClient
+from wyoming.error import Error
+from wyoming.event import Event
+from wyoming.pipeline import PipelineStage, RunPipeline
+
+from ..audio_format import PcmFormat
+from ..sessions.protocol import REQUEST_KEY, Flush, PlayedReport, SessionRequest, SessionStarted
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class AudioSource(Protocol):
+    format: PcmFormat
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """PCM in `format`, paced in real time; ends when the source is exhausted."""
+        ...
+
+
+class AudioSink(Protocol):
+    async def start_reply(self, reply_id: str, audio: PcmFormat) -> None: ...
+
+    async def write(self, reply_id: str, pcm: bytes) -> None: ...
+
+    async def finish_reply(self, reply_id: str) -> int:
+        """Wait until the reply has played out; return the samples played."""
+        ...
+
+    def flush(self, reply_id: str) -> int:
+        """Stop the reply now, dropping what is buffered; return the samples played."""
+        ...
+
+
+class SessionError(RuntimeError):
+    pass
+
+
+class SessionClient:
+    def __init__(
+        self,
+        uri: str,
+        request: SessionRequest,
+        source: AudioSource,
+        sink: AudioSink,
+        on_event: Callable[[Event], None] | None = None,
+        idle_after_s: float = 3.0,
+    ) -> None:
+        self.uri = uri
+        self.request = request
+        self.source = source
+        self.sink = sink
+        self.on_event = on_event
+        self.idle_after_s = idle_after_s
+        """After the source ends, silence is sent until nothing has happened for this long."""
+        self.started: SessionStarted | None = None
+        self._client: AsyncClient | None = None
+        self._write_lock = asyncio.Lock()
+        self._finishing: dict[str, asyncio.Task[None]] = {}
+        self._last_activity = time.monotonic()
+        self._reply_open = False
+
+    async def run(self) -> SessionStarted:
+        """Connect, stream the whole source, wait for the last reply, and end cleanly."""
+        async with AsyncClient.from_uri(self.uri) as client:
+            self._client = client
+            self.started = await self._open(client)
+            downlink = asyncio.create_task(self._receive(client), name="session downlink")
+            try:
+                await self._send_audio()
+            finally:
+                downlink.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await downlink
+                for task in self._finishing.values():
+                    task.cancel()
+        return self.started
+
+    async def _write(self, event: Event) -> None:
+        assert self._client is not None
+        async with self._write_lock:
+            await self._client.write_event(event)
+
+    async def _open(self, client: AsyncClient) -> SessionStarted:
+        run = RunPipeline(
+            start_stage=PipelineStage.ASR, end_stage=PipelineStage.TTS, restart_on_end=True
+        ).event()
+        run.data[REQUEST_KEY] = self.request.to_dict()
+        await client.write_event(run)
+        while True:
+            event = await client.read_event()
+            if event is None:
+                raise SessionError("the server closed the connection")
+            if Error.is_type(event.type):
+                raise SessionError(Error.from_event(event).text)
+            if SessionStarted.is_type(event.type):
+                return SessionStarted.from_event(event)
+
+    async def _send_audio(self) -> None:
+        audio = self.source.format
+        await self._write(AudioStart(audio.rate, audio.width, audio.channels).event())
+        chunk_bytes = audio.frame_bytes * audio.rate // 50
+        async for pcm in self.source.chunks():
+            await self._write(AudioChunk(audio.rate, audio.width, audio.channels, pcm).event())
+        # A microphone does not stop at the end of a file: keep "listening" to silence
+        # until the last turn has been answered and played.
+        silence = bytes(chunk_bytes)
+        while self._busy() or time.monotonic() - self._last_activity < self.idle_after_s:
+            await self._write(AudioChunk(audio.rate, audio.width, audio.channels, silence).event())
+            await asyncio.sleep(0.02)
+        await self._write(AudioStop().event())
+
+    def _busy(self) -> bool:
+        return self._reply_open or any(not t.done() for t in self._finishing.values())
+
+    async def _receive(self, client: AsyncClient) -> None:
+        current_reply: str | None = None
+        while (event := await client.read_event()) is not None:
+            self._last_activity = time.monotonic()
+            if AudioChunk.is_type(event.type):
+                if current_reply is not None:
+                    await self.sink.write(current_reply, AudioChunk.from_event(event).audio)
+                continue
+            if AudioStart.is_type(event.type):
+                start = AudioStart.from_event(event)
+                current_reply = str(event.data.get("reply_id", ""))
+                await self.sink.start_reply(
+                    current_reply, PcmFormat(start.rate, start.width, start.channels)
+                )
+            elif AudioStop.is_type(event.type) and current_reply is not None:
+                reply_id, current_reply = current_reply, None
+                self._finishing[reply_id] = asyncio.create_task(self._report_when_played(reply_id))
+            elif Flush.is_type(event.type):
+                self._flush(Flush.from_event(event).reply_id)
+                if current_reply == Flush.from_event(event).reply_id:
+                    current_reply = None
+            elif event.type == "handled-start":
+                self._reply_open = True
+            elif event.type == "handled-stop":
+                self._reply_open = False
+            if self.on_event is not None:
+                self.on_event(event)
+
+    async def _report_when_played(self, reply_id: str) -> None:
+        samples = await self.sink.finish_reply(reply_id)
+        self._last_activity = time.monotonic()
+        await self._write(PlayedReport(reply_id, samples).event())
+
+    def _flush(self, reply_id: str) -> None:
+        finishing = self._finishing.pop(reply_id, None)
+        if finishing is not None:
+            finishing.cancel()
+        samples = self.sink.flush(reply_id)
+        asyncio.get_running_loop().create_task(self._write(PlayedReport(reply_id, samples).event()))

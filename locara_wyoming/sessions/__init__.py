@@ -1,0 +1,1 @@
+"""Full-duplex voice sessions: a satellite's connection to a backend."""
