@@ -31,6 +31,17 @@ max_connections = 12
 max_audio_seconds = 20
 max_payload_bytes = 262144
 max_data_bytes = 65536
+
+[[personas]]
+name = "locara"
+
+[[personas]]
+name = "storyteller"
+system_prompt = "You are a storyteller. Tell long stories of many sentences."
+
+[[rooms]]
+satellite = "story-room"
+persona = "storyteller"
 """
 
 
@@ -67,6 +78,9 @@ class Speech:
     def __init__(self, voice: PiperVoice) -> None:
         self.voice = voice
         self.rate = voice.config.sample_rate
+
+    def at_16k(self, text: str) -> np.ndarray:
+        return soxr.resample(self.float32(text), self.rate, 16000).astype(np.float32)
 
     def float32(self, text: str) -> np.ndarray:
         pcm = b"".join(chunk.audio_int16_bytes for chunk in self.voice.synthesize(text))

@@ -76,17 +76,21 @@ class SessionClient:
         self.idle_after_s = idle_after_s
         """After the source ends, silence is sent until nothing has happened for this long."""
         self.started: SessionStarted | None = None
+        self.ready = asyncio.Event()
+        """Set once the server has answered with the session's parameters."""
         self._client: AsyncClient | None = None
         self._write_lock = asyncio.Lock()
         self._finishing: dict[str, asyncio.Task[None]] = {}
         self._last_activity = time.monotonic()
         self._reply_open = False
+        self._stopping = False
 
     async def run(self) -> SessionStarted:
         """Connect, stream the whole source, wait for the last reply, and end cleanly."""
         async with AsyncClient.from_uri(self.uri) as client:
             self._client = client
             self.started = await self._open(client)
+            self.ready.set()
             downlink = asyncio.create_task(self._receive(client), name="session downlink")
             try:
                 await self._send_audio()
@@ -127,10 +131,16 @@ class SessionClient:
         # A microphone does not stop at the end of a file: keep "listening" to silence
         # until the last turn has been answered and played.
         silence = bytes(chunk_bytes)
-        while self._busy() or time.monotonic() - self._last_activity < self.idle_after_s:
+        while not self._stopping and (
+            self._busy() or time.monotonic() - self._last_activity < self.idle_after_s
+        ):
             await self._write(AudioChunk(audio.rate, audio.width, audio.channels, silence).event())
             await asyncio.sleep(0.02)
         await self._write(AudioStop().event())
+
+    def stop(self) -> None:
+        """End the session once the source is done, without waiting for replies to play."""
+        self._stopping = True
 
     def _busy(self) -> bool:
         return self._reply_open or any(not t.done() for t in self._finishing.values())

@@ -30,6 +30,8 @@ VOICED_LEVEL = 0.02
 class PlayedReply:
     audio: PcmFormat
     buffered: list[np.ndarray] = field(default_factory=list)
+    received_audio: list[np.ndarray] = field(default_factory=list)
+    """Everything received, for checking what was said."""
     received: int = 0
     played: int = 0
     complete: bool = False
@@ -68,6 +70,7 @@ class SimulatedSpeaker:
         if reply.flushed_at is None:
             samples = pcm_to_float(pcm, reply.audio.width)
             reply.buffered.append(samples)
+            reply.received_audio.append(samples)
             reply.received += len(samples)
 
     async def finish_reply(self, reply_id: str) -> int:

@@ -1,0 +1,88 @@
+"""A satellite that speaks scripted utterances and records, on one clock, what came back.
+
+The benchmark and the tests drive sessions with it: a simulated microphone and
+speaker around the real session client, over a real connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from wyoming.event import Event
+
+from ..sessions.protocol import SessionRequest, SessionStarted
+from .session import SessionClient
+from .simulated import PlayedReply, SimulatedMicrophone, SimulatedSpeaker, Utterance
+
+
+@dataclass(frozen=True)
+class Seen:
+    at: float
+    event: Event
+
+
+class ScriptedSatellite:
+    def __init__(
+        self,
+        uri: str,
+        name: str,
+        area: str | None = None,
+        echo_gain: float = 0.0,
+        echo_delay_ms: float = 30.0,
+        preroll_ms: float = 60.0,
+    ) -> None:
+        self.speaker = SimulatedSpeaker(preroll_ms)
+        self.mic = SimulatedMicrophone(self.speaker, echo_gain, echo_delay_ms)
+        self.seen: list[Seen] = []
+        self.client = SessionClient(
+            uri, SessionRequest(name=name, area=area), self.mic, self.speaker, self._record, 1.0
+        )
+        self._task: asyncio.Task[SessionStarted] | None = None
+
+    def _record(self, event: Event) -> None:
+        self.seen.append(Seen(time.monotonic(), event))
+
+    async def start(self, timeout_s: float = 30.0) -> SessionStarted:
+        self._task = asyncio.create_task(self.client.run())
+        ready = asyncio.create_task(self.client.ready.wait())
+        await asyncio.wait([ready, self._task], timeout=timeout_s, return_when="FIRST_COMPLETED")
+        if self._task.done():
+            self._task.result()  # raises the session's error
+        ready.cancel()
+        assert self.client.started is not None
+        return self.client.started
+
+    async def say(self, samples: np.ndarray) -> Utterance:
+        return await self.mic.say(samples)
+
+    async def reply_after(self, moment: float, timeout_s: float = 60.0) -> tuple[str, PlayedReply]:
+        """The first reply that became audible after `moment`."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                for reply_id, reply in self.speaker.replies.items():
+                    if reply.audible_at is not None and reply.audible_at > moment:
+                        return reply_id, reply
+                await asyncio.sleep(0.01)
+
+    async def wait_for(self, event_type: str, after: float, timeout_s: float = 60.0) -> Seen:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                for seen in self.seen:
+                    if seen.event.type == event_type and seen.at > after:
+                        return seen
+                await asyncio.sleep(0.01)
+
+    def seen_of(self, event_type: str, after: float = 0.0) -> list[Seen]:
+        return [s for s in self.seen if s.event.type == event_type and s.at > after]
+
+    async def stop(self) -> None:
+        self.mic.stop()
+        self.client.stop()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._task, 60)
+        await self.speaker.close()

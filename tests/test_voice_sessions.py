@@ -1,0 +1,146 @@
+"""Voice sessions end to end: a scripted satellite over TCP against the real server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+import soxr
+from faster_whisper import WhisperModel
+
+from locara_wyoming.bench.server_process import ServerProcess
+from locara_wyoming.client.scripted import ScriptedSatellite
+from locara_wyoming.client.simulated import PlayedReply
+
+from .conftest import Speech
+from .test_services import wer
+
+
+@contextlib.asynccontextmanager
+async def satellite(
+    server: ServerProcess, name: str, **options: object
+) -> AsyncIterator[ScriptedSatellite]:
+    room = ScriptedSatellite(server.uri, name, **options)  # type: ignore[arg-type]
+    await room.start()
+    try:
+        yield room
+    finally:
+        await room.stop()
+
+
+def words_of(reply: PlayedReply, whisper: WhisperModel) -> list[str]:
+    audio = soxr.resample(np.concatenate(reply.received_audio), reply.audio.rate, 16000)
+    segments, _ = whisper.transcribe(audio.astype(np.float32), language="en", beam_size=1)
+    return re.findall(r"[a-z']+", " ".join(s.text for s in segments).lower())
+
+
+async def test_a_spoken_question_gets_a_spoken_english_reply(
+    server: ServerProcess, speech: Speech, whisper: WhisperModel
+) -> None:
+    async with satellite(server, "kitchen", area="Kitchen") as room:
+        assert room.client.started is not None
+        assert room.client.started.backend == "voice-pipeline-default"
+        assert room.client.started.persona == "locara"
+        question = "What is the weather like today?"
+        said = await room.say(speech.at_16k(question))
+        reply_id, reply = await room.reply_after(said.voiced_end)
+        await asyncio.wait_for(reply.done.wait(), 60)
+        transcript = (await room.wait_for("transcript", 0)).event.data["text"]
+        handled = await room.wait_for("handled", 0)
+    assert wer(question, transcript) <= 0.2, transcript
+    assert room.seen_of("voice-started") and room.seen_of("voice-stopped")
+    assert handled.event.data["context"]["reply_id"] == reply_id
+    heard = words_of(reply, whisper)
+    assert len(heard) >= 3, heard
+    reply_words = set(re.findall(r"[a-z']+", handled.event.data["text"].lower()))
+    assert len(reply_words & set(heard)) >= len(heard) // 2, (heard, reply_words)
+    assert reply.flushed_at is None and reply.underruns == 0
+
+
+async def test_two_turns_keep_their_history(server: ServerProcess, speech: Speech) -> None:
+    async with satellite(server, "office") as room:
+        said = await room.say(speech.at_16k("My name is Zorblax. Remember my name."))
+        _, first = await room.reply_after(said.voiced_end)
+        await asyncio.wait_for(first.done.wait(), 60)
+        name = room.seen_of("transcript")[0].event.data["text"].split("name is")[1].split(".")[0]
+        said = await room.say(speech.at_16k("What is my name?"))
+        _, second = await room.reply_after(said.voiced_end)
+        await asyncio.wait_for(second.done.wait(), 60)
+        answer = (await room.wait_for("handled", said.voiced_end)).event.data["text"]
+    assert name.strip().lower().replace(" ", "") in answer.lower().replace(" ", ""), (name, answer)
+
+
+async def test_speaking_over_a_reply_flushes_it(server: ServerProcess, speech: Speech) -> None:
+    async with satellite(server, "story-room") as room:
+        assert room.client.started is not None and room.client.started.persona == "storyteller"
+        said = await room.say(speech.at_16k("Tell me a long story about a dragon."))
+        reply_id, reply = await room.reply_after(said.voiced_end)
+        await asyncio.sleep(1.5)
+        assert reply.audible_at is not None and not reply.done.is_set()
+        interruption = await room.say(speech.at_16k("Stop, stop. That is enough, thank you."))
+        flush = await room.wait_for("locara-flush", 0, timeout_s=10)
+        assert flush.event.data["reply_id"] == reply_id
+        assert reply.flushed_at is not None
+        assert reply.played < reply.received
+        handled = [
+            s for s in room.seen_of("handled") if s.event.data["context"]["reply_id"] == reply_id
+        ]
+        assert handled[0].event.data["context"]["interrupted"] is True
+        # The interruption is a turn of its own and gets its own answer.
+        next_id, _ = await room.reply_after(interruption.voiced_end)
+        assert next_id != reply_id
+
+
+async def test_two_rooms_at_once_never_mix(server: ServerProcess, speech: Speech) -> None:
+    async with satellite(server, "north") as north, satellite(server, "south") as south:
+        said = await asyncio.gather(
+            north.say(speech.at_16k("Please turn on the lights in the kitchen.")),
+            south.say(speech.at_16k("Set a timer for ten minutes.")),
+        )
+        replies = await asyncio.gather(
+            north.reply_after(said[0].voiced_end), south.reply_after(said[1].voiced_end)
+        )
+        await asyncio.gather(*(asyncio.wait_for(r.done.wait(), 60) for _, r in replies))
+        assert north.client.started is not None and south.client.started is not None
+        assert north.client.started.session_id != south.client.started.session_id
+    north_heard = " ".join(s.event.data["text"] for s in north.seen_of("transcript")).lower()
+    south_heard = " ".join(s.event.data["text"] for s in south.seen_of("transcript")).lower()
+    assert "kitchen" in north_heard and "timer" not in north_heard
+    assert "timer" in south_heard and "kitchen" not in south_heard
+    assert replies[0][0] != replies[1][0]
+
+
+async def test_a_session_goes_on_while_another_connection_sends_garbage(
+    server: ServerProcess, speech: Speech
+) -> None:
+    async def hostile(until: float) -> int:
+        sent = 0
+        while time.monotonic() < until:
+            reader, writer = await asyncio.open_connection(server.host, server.port)
+            writer.write(b'{"type": "audio-chunk", "payload_length": 99999999}\n' + b"\xff" * 512)
+            await writer.drain()
+            await reader.read()
+            writer.close()
+            sent += 1
+        return sent
+
+    async with satellite(server, "garage") as room:
+        garbage = asyncio.create_task(hostile(time.monotonic() + 8))
+        said = await room.say(speech.at_16k("Open the garage door."))
+        _, reply = await room.reply_after(said.voiced_end)
+        await asyncio.wait_for(reply.done.wait(), 60)
+        assert await garbage > 5
+    assert "garage" in room.seen_of("transcript")[0].event.data["text"].lower()
+
+
+@pytest.mark.parametrize("name", ["", "   "])
+async def test_a_session_needs_a_name(server: ServerProcess, name: str) -> None:
+    room = ScriptedSatellite(server.uri, name)
+    with pytest.raises(Exception, match="needs the satellite's name"):
+        await room.start()
+    await room.speaker.close()
