@@ -1,0 +1,118 @@
+"""The pipeline backend through its interface, in process, with the real models.
+
+What the protocol cannot show: the conversation history. After a barge-in it
+keeps only the words the satellite played; a speculative answer the user talked
+over leaves no trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+
+from locara_wyoming.backends.base import SessionSettings, VoiceSession
+from locara_wyoming.backends.events import (
+    ReplyAudio,
+    ReplyFinished,
+    ReplyInterrupted,
+    SessionEvent,
+    UserTranscript,
+)
+from locara_wyoming.backends.pipeline.backend import PipelineBackend
+from locara_wyoming.config import parse_config
+from locara_wyoming.services.agent import ConversationAgent
+from locara_wyoming.services.history import ConversationStore
+from locara_wyoming.services.stages import Stages, load_stages
+
+from .conftest import Speech
+
+SILENCE = np.zeros(16000, np.float32)
+
+
+@pytest.fixture(scope="module")
+async def stages() -> Stages:
+    return await load_stages(parse_config({"llm": {"temperature": 0.0}}))
+
+
+@pytest.fixture
+async def backend(stages: Stages, request: pytest.FixtureRequest) -> PipelineBackend:
+    silence_ms = getattr(request, "param", 400)
+    config = parse_config({"llm": {"temperature": 0.0}, "sessions": {"silence_ms": silence_ms}})
+    agent = ConversationAgent(stages.llm, ConversationStore(10, 3600, 100))
+    return PipelineBackend("voice-pipeline-default", stages, agent, config)
+
+
+@pytest.fixture
+async def session(backend: PipelineBackend) -> AsyncIterator[VoiceSession]:
+    settings = SessionSettings("session-1", "test-room", None, backend._config.persona())
+    opened = await backend.open(settings)
+    yield opened
+    await opened.close()
+
+
+def trimmed(audio: np.ndarray) -> np.ndarray:
+    """Without the silence Piper leaves before and after speech."""
+    voiced = np.flatnonzero(np.abs(audio) > 0.02)
+    return audio[voiced[0] : voiced[-1] + 1]
+
+
+async def feed(session: VoiceSession, audio: np.ndarray) -> None:
+    """Push audio at real time in 20 ms chunks, as a satellite would."""
+    for start in range(0, len(audio), 320):
+        session.push_audio(audio[start : start + 320])
+        await asyncio.sleep(0.02)
+
+
+async def next_of(events: AsyncIterator[SessionEvent], kind: type) -> SessionEvent:
+    async with asyncio.timeout(60):
+        async for event in events:
+            if isinstance(event, kind):
+                return event
+    raise AssertionError(f"no {kind.__name__}")
+
+
+async def test_barge_in_keeps_only_the_words_heard(
+    backend: PipelineBackend, session: VoiceSession, speech: Speech
+) -> None:
+    events = session.events()
+    await feed(
+        session, np.concatenate([speech.at_16k("Tell me a long story about a dragon."), SILENCE])
+    )
+    first_audio = await next_of(events, ReplyAudio)
+    assert isinstance(first_audio, ReplyAudio)
+    await asyncio.sleep(0.5)
+    await session.interrupt()
+    interrupted = await next_of(events, ReplyInterrupted)
+    assert isinstance(interrupted, ReplyInterrupted)
+    assert interrupted.reply_id == first_audio.reply_id
+    played = first_audio.format.rate  # the satellite says it played one second
+    session.report_played(interrupted.reply_id, played)
+    turn = backend._agent.store.get("session-1").turns[-1]
+    assert turn.user.lower().startswith("tell me a long story")
+    assert turn.interrupted
+    assert 0 < len(turn.assistant.split()) < 12, turn.assistant
+
+
+@pytest.mark.parametrize("backend", [1200], indirect=True)
+async def test_an_answer_the_user_talks_over_leaves_no_trace(
+    backend: PipelineBackend, session: VoiceSession, speech: Speech
+) -> None:
+    events = session.events()
+    # With a 1.2 s silence wait, a 0.9 s pause lets the speculative answer get as far as
+    # the LLM (its turn is in the history) before the user goes on.
+    pause = np.zeros(int(16000 * 0.9), np.float32)
+    first = trimmed(speech.at_16k("Please turn on"))
+    rest = trimmed(speech.at_16k("the lights in the kitchen."))
+    await feed(session, np.concatenate([first, pause]))
+    assert len(backend._agent.store.get("session-1").turns) == 1  # the speculative answer's
+    await feed(session, np.concatenate([rest, SILENCE, SILENCE]))
+    transcript = await next_of(events, UserTranscript)
+    assert isinstance(transcript, UserTranscript)
+    assert "kitchen" in transcript.text.lower() and "turn on" in transcript.text.lower()
+    await next_of(events, ReplyFinished)
+    turns = backend._agent.store.get("session-1").turns
+    assert len(turns) == 1
+    assert "kitchen" in turns[0].user.lower() and not turns[0].interrupted
