@@ -74,10 +74,12 @@ def apply_serve_flags(config: LocaraConfig, args: argparse.Namespace) -> LocaraC
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from .backends.registry import check_configured_backends
     from .server import LocaraServer
 
     try:
         config = apply_serve_flags(load_config(args.config), args)
+        check_configured_backends(config)
         server = LocaraServer(config)
     except ConfigError as error:
         print(f"locara-wyoming: {error}", file=sys.stderr)

@@ -107,3 +107,12 @@ def test_persona_voice_that_does_not_exist_stops_start(tmp_path: Path) -> None:
     )
     assert result.returncode == 3
     assert "persona 'kid': voice: no voice named 'en_GB-nobody'" in result.stderr
+
+
+def test_unknown_backend_prefix_stops_start(tmp_path: Path) -> None:
+    config = "[[rooms]]\narea = 'Hall'\nbackend = 'gpt-voice-1'\n"
+    result = serve_expecting_failure(tmp_path, config)
+    assert result.returncode == 2
+    assert "rooms[0].backend = 'gpt-voice-1': backend 'gpt-voice-1' matches no known prefix" in (
+        result.stderr
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..config import LocaraConfig
+from ..config import ConfigError, LocaraConfig
 from ..services.agent import ConversationAgent
 from ..services.stages import Stages
 from .base import VoiceBackend
@@ -25,6 +25,17 @@ def check_model_id(model_id: str) -> None:
     if not any(model_id.startswith(prefix) for prefix in FACTORIES):
         known = ", ".join(f"{prefix}…" for prefix in FACTORIES)
         raise UnknownBackendError(f"backend {model_id!r} matches no known prefix ({known})")
+
+
+def check_configured_backends(config: LocaraConfig) -> None:
+    """Every backend the configuration names must match a known prefix."""
+    keys = {"sessions.default_backend": config.sessions.default_backend}
+    keys.update({f"rooms[{i}].backend": r.backend for i, r in enumerate(config.rooms) if r.backend})
+    for key, model_id in keys.items():
+        try:
+            check_model_id(model_id)
+        except UnknownBackendError as error:
+            raise ConfigError(f"configuration: {key} = {model_id!r}: {error}") from None
 
 
 class Backends:
