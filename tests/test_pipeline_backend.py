@@ -1,14 +1,15 @@
 """The pipeline backend through its interface, in process, with the real models.
 
-What the protocol cannot show: the conversation history. After a barge-in it
-keeps only the words the satellite played; a speculative answer the user talked
-over leaves no trace.
+What the protocol cannot show: the conversation history. Each turn reaches the
+LLM with the turns before it; after a barge-in it keeps only the words the
+satellite played; a speculative answer the user talked over leaves no trace.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from locara_wyoming.config import parse_config
 from locara_wyoming.services.agent import ConversationAgent
 from locara_wyoming.services.history import ConversationStore
 from locara_wyoming.services.stages import Stages, load_stages
+from locara_wyoming.stages.llm import ChatMessage, ChatModel
 
 from .conftest import Speech
 
@@ -37,11 +39,29 @@ async def stages() -> Stages:
     return await load_stages(parse_config({"llm": {"temperature": 0.0}}))
 
 
+@dataclass
+class PromptLog(ChatModel):
+    """The real LLM, with a record of every prompt it was given."""
+
+    llm: ChatModel
+    prompts: list[list[ChatMessage]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.description = self.llm.description
+
+    async def load(self) -> None:
+        await self.llm.load()
+
+    def stream_reply(self, messages: list[ChatMessage]) -> AsyncIterator[str]:
+        self.prompts.append(list(messages))
+        return self.llm.stream_reply(messages)
+
+
 @pytest.fixture
 async def backend(stages: Stages, request: pytest.FixtureRequest) -> PipelineBackend:
     silence_ms = getattr(request, "param", 400)
     config = parse_config({"llm": {"temperature": 0.0}, "sessions": {"silence_ms": silence_ms}})
-    agent = ConversationAgent(stages.llm, ConversationStore(10, 3600, 100))
+    agent = ConversationAgent(PromptLog(stages.llm), ConversationStore(10, 3600, 100))
     return PipelineBackend("voice-pipeline-default", stages, agent, config)
 
 
@@ -72,6 +92,31 @@ async def next_of(events: AsyncIterator[SessionEvent], kind: type) -> SessionEve
             if isinstance(event, kind):
                 return event
     raise AssertionError(f"no {kind.__name__}")
+
+
+async def test_each_turn_reaches_the_llm_with_the_turns_before_it(
+    backend: PipelineBackend, session: VoiceSession, speech: Speech
+) -> None:
+    events = session.events()
+    for question in ("My name is Zorblax.", "What is my name?"):
+        await feed(session, np.concatenate([speech.at_16k(question), SILENCE]))
+        samples = 0
+        async for event in events:
+            if isinstance(event, ReplyAudio):
+                samples += len(event.audio) // event.format.frame_bytes
+            if isinstance(event, ReplyFinished):
+                session.report_played(event.reply_id, samples)  # the satellite played it all
+                break
+    assert isinstance(backend._agent.llm, PromptLog)
+    first, second = backend._agent.llm.prompts
+    turns = backend._agent.store.get("session-1").turns
+    assert [t.user for t in turns] == [first[-1]["content"], second[-1]["content"]]
+    assert "name" in turns[1].user.lower() and turns[0].assistant
+    assert first[0] == second[0] and first[0]["role"] == "system"
+    assert second[1:3] == [
+        {"role": "user", "content": turns[0].user},
+        {"role": "assistant", "content": turns[0].assistant},
+    ]
 
 
 async def test_barge_in_keeps_only_the_words_heard(

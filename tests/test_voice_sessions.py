@@ -62,19 +62,6 @@ async def test_a_spoken_question_gets_a_spoken_english_reply(
     assert reply.flushed_at is None and reply.underruns == 0
 
 
-async def test_two_turns_keep_their_history(server: ServerProcess, speech: Speech) -> None:
-    async with satellite(server, "office") as room:
-        said = await room.say(speech.at_16k("My name is Zorblax. Remember my name."))
-        _, first = await room.reply_after(said.voiced_end)
-        await asyncio.wait_for(first.done.wait(), 60)
-        name = room.seen_of("transcript")[0].event.data["text"].split("name is")[1].split(".")[0]
-        said = await room.say(speech.at_16k("What is my name?"))
-        _, second = await room.reply_after(said.voiced_end)
-        await asyncio.wait_for(second.done.wait(), 60)
-        answer = (await room.wait_for("handled", said.voiced_end)).event.data["text"]
-    assert name.strip().lower().replace(" ", "") in answer.lower().replace(" ", ""), (name, answer)
-
-
 async def test_speaking_over_a_reply_flushes_it(server: ServerProcess, speech: Speech) -> None:
     async with satellite(server, "story-room") as room:
         assert room.client.started is not None and room.client.started.persona == "storyteller"
