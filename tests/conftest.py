@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import uuid
@@ -12,11 +13,14 @@ import numpy as np
 import pytest
 import soxr
 from faster_whisper import WhisperModel
+from openai import APIConnectionError, AsyncOpenAI
 from piper import PiperVoice
 
 from locara_wyoming.audio_format import PcmFormat
-from locara_wyoming.bench.server_process import ServerProcess
-from locara_wyoming.embedded_models import PIPER_JOE, WHISPER_TINY_EN
+from locara_wyoming.bench.server_process import ServerProcess, free_port
+from locara_wyoming.embedded_models import PIPER_JOE, SMOLLM2_135M, WHISPER_TINY_EN
+
+from .prompt_tap import PromptTap
 
 # Zeroconf stays on loopback: tests never send multicast onto the machine's network.
 TEST_CONFIG = """
@@ -57,6 +61,65 @@ async def server(
     process = ServerProcess(
         tmp_path_factory.mktemp("server"), TEST_CONFIG, extra_args=["--zeroconf", zeroconf_name]
     )
+    await process.start()
+    yield process
+    await process.stop()
+
+
+MODEL_ALIAS = "smollm2-test"
+
+
+@pytest.fixture(scope="session")
+async def openai_endpoint() -> AsyncIterator[str]:
+    """llama.cpp's own OpenAI-compatible server on the embedded GGUF."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "llama_cpp.server",
+        "--model", str(SMOLLM2_135M.path()), "--model_alias", MODEL_ALIAS,
+        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/v1"
+    endpoint = AsyncOpenAI(base_url=url, api_key="none", max_retries=0)
+    async with asyncio.timeout(120):
+        while True:
+            try:
+                await endpoint.models.list()
+                break
+            except APIConnectionError:
+                await asyncio.sleep(0.5)
+    yield url
+    process.terminate()
+    await process.wait()
+
+
+@pytest.fixture(scope="session")
+async def prompt_tap(openai_endpoint: str) -> AsyncIterator[PromptTap]:
+    """The endpoint seen through a relay that keeps every chat request."""
+    tap = PromptTap(openai_endpoint)
+    await tap.start()
+    yield tap
+    await tap.stop()
+
+
+@pytest.fixture(scope="session")
+async def delegating_server(
+    tmp_path_factory: pytest.TempPathFactory, server: ServerProcess, prompt_tap: PromptTap
+) -> AsyncIterator[ServerProcess]:
+    """A second server: asr and tts from the first one, the LLM from the endpoint."""
+    config = f"""
+[stt]
+uri = "{server.uri}"
+
+[tts]
+uri = "{server.uri}"
+
+[llm]
+url = "{prompt_tap.url}"
+model = "{MODEL_ALIAS}"
+temperature = 0.0
+"""
+    process = ServerProcess(tmp_path_factory.mktemp("delegating"), config)
     await process.start()
     yield process
     await process.stop()

@@ -6,70 +6,18 @@ remote Wyoming services are the shared test server. A second Locara server uses 
 
 from __future__ import annotations
 
-import asyncio
-import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-from openai import APIConnectionError, AsyncOpenAI
 from wyoming.client import AsyncClient
 from wyoming.info import Describe, Info
 
 from locara_wyoming.audio_format import PcmFormat
 from locara_wyoming.bench import client as wy
 from locara_wyoming.bench.server_process import ServerProcess, free_port
-from locara_wyoming.embedded_models import SMOLLM2_135M
 
-from .conftest import Speech, serve_expecting_failure
-
-MODEL_ALIAS = "smollm2-test"
-
-
-@pytest.fixture(scope="module")
-async def openai_endpoint() -> AsyncIterator[str]:
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "llama_cpp.server",
-        "--model", str(SMOLLM2_135M.path()), "--model_alias", MODEL_ALIAS,
-        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/v1"
-    endpoint = AsyncOpenAI(base_url=url, api_key="none", max_retries=0)
-    async with asyncio.timeout(120):
-        while True:
-            try:
-                await endpoint.models.list()
-                break
-            except APIConnectionError:
-                await asyncio.sleep(0.5)
-    yield url
-    process.terminate()
-    await process.wait()
-
-
-@pytest.fixture(scope="module")
-async def delegating_server(
-    tmp_path_factory: pytest.TempPathFactory, server: ServerProcess, openai_endpoint: str
-) -> AsyncIterator[ServerProcess]:
-    config = f"""
-[stt]
-uri = "{server.uri}"
-
-[tts]
-uri = "{server.uri}"
-
-[llm]
-url = "{openai_endpoint}"
-model = "{MODEL_ALIAS}"
-temperature = 0.0
-"""
-    process = ServerProcess(tmp_path_factory.mktemp("delegating"), config)
-    await process.start()
-    yield process
-    await process.stop()
+from .conftest import MODEL_ALIAS, Speech, serve_expecting_failure
+from .prompt_tap import PromptTap
 
 
 async def test_info_describes_the_remote_models(delegating_server: ServerProcess) -> None:
@@ -97,12 +45,19 @@ async def test_asr_and_tts_through_a_remote_wyoming_server(
 
 
 async def test_handle_through_an_openai_compatible_endpoint(
-    delegating_server: ServerProcess,
+    delegating_server: ServerProcess, prompt_tap: PromptTap
 ) -> None:
     conversation = uuid.uuid4().hex
-    await wy.handle(delegating_server.uri, "My name is Zorblax. Remember my name.", conversation)
-    reply = await wy.handle(delegating_server.uri, "What is my name?", conversation)
-    assert "zorblax" in wy.handled_text(reply).lower()
+    first = await wy.handle(delegating_server.uri, "My name is Zorblax.", conversation)
+    second = await wy.handle(delegating_server.uri, "What is my name?", conversation)
+    assert wy.handled_text(second) != ""
+    sent = prompt_tap.chats()[-1]
+    assert sent[0]["role"] == "system"
+    assert sent[1:] == [
+        {"role": "user", "content": "My name is Zorblax."},
+        {"role": "assistant", "content": wy.handled_text(first)},
+        {"role": "user", "content": "What is my name?"},
+    ]
 
 
 def test_unreachable_remote_stage_stops_start_with_a_clear_message(tmp_path: Path) -> None:

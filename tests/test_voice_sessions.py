@@ -18,6 +18,7 @@ from locara_wyoming.client.scripted import ScriptedSatellite
 from locara_wyoming.client.simulated import PlayedReply
 
 from .conftest import Speech
+from .prompt_tap import PromptTap
 from .test_services import wer
 
 
@@ -60,6 +61,27 @@ async def test_a_spoken_question_gets_a_spoken_english_reply(
     reply_words = set(re.findall(r"[a-z']+", handled.event.data["text"].lower()))
     assert len(reply_words & set(heard)) >= len(heard) // 2, (heard, reply_words)
     assert reply.flushed_at is None and reply.underruns == 0
+
+
+async def test_two_turns_keep_their_history(
+    delegating_server: ServerProcess, prompt_tap: PromptTap, speech: Speech
+) -> None:
+    """The LLM sits behind a relay that keeps its prompts: the second turn's carries the first."""
+    async with satellite(delegating_server, "office") as room:
+        said = await room.say(speech.at_16k("My name is Zorblax."))
+        _, first = await room.reply_after(said.voiced_end)
+        await asyncio.wait_for(first.done.wait(), 60)
+        first_turn = [
+            (await room.wait_for(kind, 0)).event.data["text"] for kind in ("transcript", "handled")
+        ]
+        said = await room.say(speech.at_16k("What is my name?"))
+        _, second = await room.reply_after(said.voiced_end)
+        await asyncio.wait_for(second.done.wait(), 60)
+        question = (await room.wait_for("transcript", said.voiced_end)).event.data["text"]
+    sent = prompt_tap.chats()[-1]
+    assert "name" in question.lower() and first_turn[1]
+    assert [m["content"] for m in sent[1:]] == [*first_turn, question]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
 
 
 async def test_speaking_over_a_reply_flushes_it(server: ServerProcess, speech: Speech) -> None:

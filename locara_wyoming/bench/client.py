@@ -93,9 +93,13 @@ def audio_events(pcm: bytes, audio: PcmFormat, chunk_seconds: float = 0.1) -> li
     ]
 
 
-async def transcribe(uri: str, pcm: bytes, audio: PcmFormat, language: str | None = None) -> Reply:
+async def transcribe(
+    uri: str, pcm: bytes, audio: PcmFormat, language: str | None = None, streaming: bool = True
+) -> Reply:
+    """`streaming`: the reply ends with `transcript-stop` (ours; some send only `transcript`)."""
     request = [Transcribe(language=language).event(), *audio_events(pcm, audio)]
-    return await exchange(uri, request, lambda t: t == "transcript-stop")
+    last = "transcript-stop" if streaming else "transcript"
+    return await exchange(uri, request, lambda t: t == last)
 
 
 def transcript_text(reply: Reply) -> str:
