@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,8 +52,12 @@ class PlayedReply:
 class SimulatedSpeaker:
     """An `AudioSink` that plays in real time through a jitter buffer."""
 
-    def __init__(self, preroll_ms: float = 60.0) -> None:
+    def __init__(
+        self, preroll_ms: float = 60.0, on_output: Callable[[np.ndarray], None] | None = None
+    ) -> None:
         self.preroll_ms = preroll_ms
+        self.on_output = on_output
+        """Sees everything played into the room (at the microphone's rate) as it plays."""
         self.replies: dict[str, PlayedReply] = {}
         self._queue: list[str] = []
         self._output: list[np.ndarray] = []  # what reached the room, at MIC_RATE
@@ -105,7 +109,10 @@ class SimulatedSpeaker:
             await asyncio.sleep(TICK_S)
             now = time.monotonic()
             elapsed, last = now - last, now
-            self._output.append(self._tick(now, elapsed))
+            output = self._tick(now, elapsed)
+            self._output.append(output)
+            if self.on_output is not None:
+                self.on_output(output)
 
     def _tick(self, now: float, elapsed: float) -> np.ndarray:
         silence = np.zeros(round(elapsed * MIC_RATE), np.float32)

@@ -1,0 +1,85 @@
+"""The echo gate on real speech: the speaker's echo becomes silence, the user gets through."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+
+from locara_wyoming.bench.server_process import ServerProcess
+from locara_wyoming.client.echo_gate import EchoGate
+from locara_wyoming.client.scripted import ScriptedSatellite
+
+from .conftest import Speech
+
+RATE = 16000
+CHUNK = 320  # 20 ms
+DELAY = 640  # 40 ms from the speaker to the microphone
+
+
+def run_gate(gate: EchoGate, played: np.ndarray, mic: np.ndarray) -> list[bool]:
+    """Play and record side by side on a simulated clock; whether each mic chunk was echo."""
+    judged = []
+    for index in range(len(mic) // CHUNK):
+        at = (index + 1) * CHUNK / RATE
+        gate.played(played[index * CHUNK : (index + 1) * CHUNK], at=at)
+        judged.append(gate.is_echo(mic[index * CHUNK : (index + 1) * CHUNK], at=at))
+    return judged
+
+
+def loud_chunks(audio: np.ndarray, level: float = 0.02) -> np.ndarray:
+    chunks = audio[: len(audio) // CHUNK * CHUNK].reshape(-1, CHUNK)
+    return np.sqrt(np.mean(chunks**2, axis=1)) > level
+
+
+def echo_of(played: np.ndarray, gain: float) -> np.ndarray:
+    noise = np.random.default_rng(0).normal(0, 0.0005, len(played) + DELAY)
+    return (np.concatenate([np.zeros(DELAY), played * gain]) + noise).astype(np.float32)
+
+
+def test_the_speakers_echo_is_silenced_at_any_room_gain(speech: Speech) -> None:
+    played = speech.at_16k("The weather today is sunny and warm, with a light breeze.")
+    for gain in (0.05, 0.3, 1.0):
+        mic = echo_of(played, gain)
+        judged = np.array(run_gate(EchoGate(RATE), played, mic))
+        loud = loud_chunks(mic[: len(judged) * CHUNK] / gain)
+        assert judged[loud].mean() >= 0.97, (gain, judged[loud].mean())
+
+
+def test_the_user_speaking_over_the_echo_gets_through(speech: Speech) -> None:
+    played = speech.at_16k("Once upon a time there was a dragon who lived on a mountain.")
+    first_reply = speech.at_16k("The weather today is sunny and warm, with a light breeze.")
+    user = speech.at_16k("Stop, please.")
+    start = RATE  # the user speaks one second into the reply
+    for gain, passed in ((0.05, 0.9), (0.3, 0.4)):
+        gate = EchoGate(RATE)
+        run_gate(gate, first_reply, echo_of(first_reply, gain))  # it learns the room
+        mic = echo_of(played, gain)
+        mic[start : start + len(user)] += user
+        judged = np.array(run_gate(gate, played, mic))
+        during = np.zeros(len(judged), bool)
+        during[start // CHUNK : (start + len(user)) // CHUNK] = True
+        user_voiced = during & loud_chunks(np.pad(user, (start, len(mic))))[: len(judged)]
+        echo_only = ~during & loud_chunks(mic / gain)[: len(judged)]
+        assert (~judged[user_voiced]).mean() >= passed, gain
+        assert judged[echo_only].mean() >= 0.97, gain
+
+
+async def run_room(server: ServerProcess, speech: Speech, echo_gate: bool) -> bool:
+    """A question in a loud room (echo at 0.3); whether the reply played to its end."""
+    room = ScriptedSatellite(server.uri, "loud-room", echo_gain=0.3, echo_gate=echo_gate)
+    await room.start()
+    try:
+        said = await room.say(speech.at_16k("What is the weather like today?"))
+        _, reply = await room.reply_after(said.voiced_end)
+        await asyncio.wait_for(reply.done.wait(), 60)
+        return reply.flushed_at is None and reply.played == reply.received
+    finally:
+        await room.stop()
+
+
+async def test_with_the_gate_a_loud_room_does_not_interrupt_itself(
+    server: ServerProcess, speech: Speech
+) -> None:
+    assert await run_room(server, speech, echo_gate=True)
+    assert not await run_room(server, speech, echo_gate=False)
