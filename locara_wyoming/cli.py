@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .bench.options import VoiceBenchOptions
 from .config import ConfigError, LocaraConfig, load_config
 from .embedded_models import ModelMissingError
 from .stages.remote import RemoteServiceError
@@ -40,11 +41,44 @@ def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         dest="bench", required=True
     )
     services = bench.add_parser("services", help="asr, tts and handle latency, and memory")
-    services.add_argument("--config", type=Path, help="server configuration to measure")
     services.add_argument(
         "--runs", type=int, default=5, help="requests per measurement (default 5)"
     )
-    services.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    voice = bench.add_parser(
+        "voice", help="voice-to-voice latency, barge-in and load of real voice sessions"
+    )
+    defaults = VoiceBenchOptions()
+    voice.add_argument(
+        "--turns", type=int, default=defaults.turns, help="turns of the single session"
+    )
+    voice.add_argument(
+        "--bargeins", type=int, default=defaults.bargeins, help="interrupted story rounds"
+    )
+    voice.add_argument(
+        "--sessions", type=int, default=defaults.sessions, help="sessions talking at once"
+    )
+    voice.add_argument("--turns-per-session", type=int, default=defaults.turns_per_session)
+    voice.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=defaults.idle_seconds,
+        help="length of each idle-CPU window",
+    )
+    voice.add_argument(
+        "--echo-gain",
+        type=float,
+        default=defaults.echo_gain,
+        help="how loud the speaker is at the microphone (0 to 1; default %(default)s)",
+    )
+    voice.add_argument(
+        "--compare-stock",
+        action="store_true",
+        help="also measure wyoming-faster-whisper → handle → wyoming-piper (needs [bench])",
+    )
+    voice.add_argument("--utterances", type=Path, help="a folder of .wav questions to ask")
+    for command in (services, voice):
+        command.add_argument("--config", type=Path, help="server configuration to measure")
+        command.add_argument("--json", type=Path, help="also write the results to this file")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,6 +130,20 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.bench == "voice":
+        from .bench.voice import run_voice_bench
+
+        options = VoiceBenchOptions(
+            turns=args.turns,
+            bargeins=args.bargeins,
+            sessions=args.sessions,
+            turns_per_session=args.turns_per_session,
+            idle_seconds=args.idle_seconds,
+            echo_gain=args.echo_gain,
+            compare_stock=args.compare_stock,
+            utterances=args.utterances,
+        )
+        return run_voice_bench(args.config, options, args.json)
     from .bench.services import run_services_bench
 
     return run_services_bench(config_path=args.config, runs=args.runs, json_path=args.json)

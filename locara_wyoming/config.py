@@ -125,7 +125,7 @@ class SessionsConfig(_Section):
     silence_ms: Annotated[int, Field(ge=64, le=5000)] = 400
     """Silence after speech that ends the user's turn."""
     vad_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
-    bargein_guard_ms: Annotated[int, Field(ge=0, le=2000)] = 200
+    bargein_guard_ms: Annotated[int, Field(ge=0, le=2000)] = 128
     """Speech over the assistant must last this long before it interrupts (echo, coughs)."""
     min_speech_ms: Annotated[int, Field(ge=32, le=2000)] = 96
     """Shorter blips of speech are ignored."""

@@ -2,13 +2,14 @@
 # Set up .venv for Locara Wyoming.
 #   scripts/setup.sh server   the server and its embedded default models
 #   scripts/setup.sh test     the server plus everything the test suite needs
+#                             (and the stock chain the voice benchmark compares with)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 what=${1:-server}
 case "$what" in
   server) extras="server" ;;
-  test) extras="server,test" ;;
+  test) extras="server,bench,test" ;;
   *) echo "usage: scripts/setup.sh [server|test]" >&2; exit 2 ;;
 esac
 

@@ -53,7 +53,3 @@ def load_wavs(folder: Path) -> list[np.ndarray]:
             pcm = wav.readframes(wav.getnframes())
         spoken.append(MonoConverter(audio, MIC_RATE).convert(pcm, last=True))
     return spoken
-
-
-def as_pcm16(samples: np.ndarray) -> bytes:
-    return bytes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())

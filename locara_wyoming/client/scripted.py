@@ -15,8 +15,9 @@ import numpy as np
 from wyoming.event import Event
 
 from ..sessions.protocol import SessionRequest, SessionStarted
+from .echo_gate import EchoGate, EchoGatedSource
 from .session import SessionClient
-from .simulated import PlayedReply, SimulatedMicrophone, SimulatedSpeaker, Utterance
+from .simulated import MIC_RATE, PlayedReply, SimulatedMicrophone, SimulatedSpeaker, Utterance
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,15 @@ class ScriptedSatellite:
         echo_gain: float = 0.0,
         echo_delay_ms: float = 30.0,
         preroll_ms: float = 60.0,
+        echo_gate: bool = True,
     ) -> None:
-        self.speaker = SimulatedSpeaker(preroll_ms)
+        self.gate = EchoGate(MIC_RATE) if echo_gate else None
+        self.speaker = SimulatedSpeaker(preroll_ms, self.gate.played if self.gate else None)
         self.mic = SimulatedMicrophone(self.speaker, echo_gain, echo_delay_ms)
+        source = EchoGatedSource(self.mic, self.gate) if self.gate else self.mic
         self.seen: list[Seen] = []
         self.client = SessionClient(
-            uri, SessionRequest(name=name, area=area), self.mic, self.speaker, self._record, 1.0
+            uri, SessionRequest(name=name, area=area), source, self.speaker, self._record, 1.0
         )
         self._task: asyncio.Task[SessionStarted] | None = None
 
@@ -66,6 +70,21 @@ class ScriptedSatellite:
                 for reply_id, reply in self.speaker.replies.items():
                     if reply.audible_at is not None and reply.audible_at > moment:
                         return reply_id, reply
+                await asyncio.sleep(0.01)
+
+    async def answer_after(
+        self, moment: float, timeout_s: float = 60.0
+    ) -> tuple[str, PlayedReply | None]:
+        """The first reply after `moment`: audible, or (None) finished with nothing to say."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                for reply_id, reply in self.speaker.replies.items():
+                    if reply.audible_at is not None and reply.audible_at > moment:
+                        return reply_id, reply
+                for seen in self.seen_of("handled", moment):
+                    reply_id = str(seen.event.data.get("context", {}).get("reply_id", ""))
+                    if reply_id not in self.speaker.replies:
+                        return reply_id, None
                 await asyncio.sleep(0.01)
 
     async def wait_for(self, event_type: str, after: float, timeout_s: float = 60.0) -> Seen:

@@ -1,0 +1,53 @@
+"""`locara-wyoming bench voice` end to end: a short run against a real server and stock chain."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "locara_wyoming", "bench", "voice", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def test_bad_options_are_named_and_nothing_runs(tmp_path: Path) -> None:
+    result = bench("--turns", "0", "--echo-gain", "3", "--utterances", str(tmp_path / "none"))
+    assert result.returncode == 2
+    assert "--turns must be at least 1" in result.stderr
+    assert "--echo-gain must be between 0 and 1" in result.stderr
+    assert "not a folder" in result.stderr
+    assert "Starting the server" not in result.stderr
+
+
+def test_a_short_voice_bench_reports_every_number(tmp_path: Path) -> None:
+    out = tmp_path / "voice.json"
+    result = bench(
+        "--turns", "2", "--bargeins", "1", "--sessions", "2", "--turns-per-session", "1",
+        "--idle-seconds", "1", "--compare-stock", "--json", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert json.loads(result.stdout) == results
+    assert results["turns"] == 4 and results["false_bargein"] == 0
+    details = results["details"]
+    assert details["bargein"]["missed"] == 0
+    assert 0 < results["bargein_ms"]["p50"] < 2000
+    assert 0 < results["v2v_ms"]["p50"] <= results["v2v_ms"]["p90"] < 10_000
+    assert set(results["stages_ms"]) == {
+        "silence_wait_ms", "stt_ms", "llm_first_clause_ms", "tts_first_audio_ms",
+        "transport_and_playout_ms",
+    }  # fmt: skip
+    assert details["stock"]["turns"] == 10
+    assert details["stock"]["stages_ms_p50"]["stt_ms"] > 0
+    assert results["stock_v2v_ms"]["p50"] > 700
+    assert results["speedup_vs_stock"] > 0
+    assert results["concurrent_v2v_ms"]["p50"] > 0
+    assert "idle_satellite_pct_of_core" in results
+    assert results["rss_mb"]["after_bench"] > 100
