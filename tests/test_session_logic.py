@@ -84,6 +84,13 @@ def test_force_end_closes_a_turn_mid_speech() -> None:
         (["We sold 1,000 apples, and", " more"], ["We sold 1,000 apples,"], "and more"),
         (["Hi, there"], [], "Hi, there"),
         (["First line\nSecond line"], ["First line"], "Second line"),
+        (
+            ["one two three four five six seven eight nine ten eleven twelve", " thirteen"],
+            ["one two three four five six seven eight nine ten eleven twelve"],
+            "thirteen",
+        ),
+        (["one two three four five six seven eight nine ten eleven twelve"], [], "one two "
+         "three four five six seven eight nine ten eleven twelve"),
     ],
 )  # fmt: skip
 def test_clauses_cut_at_the_right_places(pieces: list[str], clauses: list[str], rest: str) -> None:

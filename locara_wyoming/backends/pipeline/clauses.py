@@ -3,7 +3,9 @@
 `sentence-stream` (used by the tts program) cuts only at sentence ends. A voice
 reply's first audio should not wait for a whole sentence, so this also cuts at
 commas, semicolons, colons and dashes once a clause has a few words, while
-keeping abbreviations ("Dr.", "e.g.") and numbers ("3.5", "1,000") whole.
+keeping abbreviations ("Dr.", "e.g.") and numbers ("3.5", "1,000") whole. A run of
+words with no mark at all (small models write those) is cut after `max_clause_words`,
+so that speech never waits for a whole long sentence.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ _BOUNDARY = re.compile(r"([.!?\u2026]+|[,;:]|\s[-\u2013\u2014])[\"')\]]*(?=\s)|\
 
 
 class ClauseChunker:
-    def __init__(self, min_clause_words: int = 3) -> None:
+    def __init__(self, min_clause_words: int = 3, max_clause_words: int = 12) -> None:
         self.min_clause_words = min_clause_words
+        self._too_long = re.compile(rf"\s*(?:\S+\s+){{{max_clause_words}}}")
         self._buffer = ""
 
     def add(self, text: str) -> list[str]:
@@ -36,6 +39,9 @@ class ClauseChunker:
                 search_from = 0
             else:
                 search_from = match.end()
+        while (run := self._too_long.match(self._buffer)) and self._buffer[run.end() :]:
+            clauses.append(run.group(0).strip())
+            self._buffer = self._buffer[run.end() :]
         return [clause for clause in clauses if clause]
 
     def finish(self) -> str:
