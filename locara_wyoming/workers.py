@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -51,7 +51,7 @@ class ModelWorker:
 
     async def stream(
         self, make_items: Callable[[], Iterator[T]], max_ahead: int | None = None
-    ) -> AsyncIterator[T]:
+    ) -> AsyncGenerator[T, None]:
         """Iterate a blocking generator in a model thread, yielding each item as it comes.
 
         With `max_ahead`, the thread waits while that many items are not yet taken: a

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from ..config import PersonaConfig
@@ -16,7 +17,7 @@ class AgentReply:
     it stays marked interrupted until the reply ends."""
 
     turn: Turn
-    pieces: AsyncIterator[str]
+    pieces: AsyncGenerator[str, None]
     conversation: Conversation
 
     def withdraw(self) -> None:
@@ -40,10 +41,11 @@ class ConversationAgent:
         conversation.turns.append(turn)
         return AgentReply(turn, self._write(messages, turn), conversation)
 
-    async def _write(self, messages: list[ChatMessage], turn: Turn) -> AsyncIterator[str]:
+    async def _write(self, messages: list[ChatMessage], turn: Turn) -> AsyncGenerator[str, None]:
         written = ""
-        async for piece in self.llm.stream_reply(messages):
-            written += piece
-            turn.assistant = written.strip()
-            yield piece
+        async with contextlib.aclosing(self.llm.stream_reply(messages)) as pieces:
+            async for piece in pieces:
+                written += piece
+                turn.assistant = written.strip()
+                yield piece
         turn.interrupted = False

@@ -379,8 +379,10 @@ class WyomingConnection(AsyncEventHandler):
         persona = self.context.config.persona()
         await self.write_event(HandledStart(context=context).event())
         pieces: list[str] = []
-        async for piece in self.context.agent.respond(persona, conversation_id, text).pieces:
-            pieces.append(piece)
-            await self.write_event(HandledChunk(text=piece).event())
+        answer = self.context.agent.respond(persona, conversation_id, text)
+        async with contextlib.aclosing(answer.pieces) as written:
+            async for piece in written:
+                pieces.append(piece)
+                await self.write_event(HandledChunk(text=piece).event())
         await self.write_event(Handled(text="".join(pieces).strip(), context=context).event())
         await self.write_event(HandledStop().event())

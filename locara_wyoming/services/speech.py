@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 from sentence_stream import SentenceBoundaryDetector
@@ -23,24 +24,25 @@ async def speak(
     started = False
     timestamp_ms = 0
     audio_format = tts.voices[voice].audio
-    async for block in tts.synthesize(text, voice, speaker):
-        if not started:
-            audio_format = tts.voices[voice].audio  # a remote voice learns its format here
-            start = AudioStart(audio_format.rate, audio_format.width, audio_format.channels)
-            await write(start.event())
-            started = True
-        step = SAMPLES_PER_CHUNK * audio_format.frame_bytes
-        for offset in range(0, len(block), step):
-            piece = block[offset : offset + step]
-            chunk = AudioChunk(
-                rate=audio_format.rate,
-                width=audio_format.width,
-                channels=audio_format.channels,
-                audio=piece,
-                timestamp=timestamp_ms,
-            )
-            await write(chunk.event())
-            timestamp_ms += 1000 * len(piece) // (audio_format.rate * audio_format.frame_bytes)
+    async with contextlib.aclosing(tts.synthesize(text, voice, speaker)) as blocks:
+        async for block in blocks:
+            if not started:
+                audio_format = tts.voices[voice].audio  # a remote voice learns its format here
+                start = AudioStart(audio_format.rate, audio_format.width, audio_format.channels)
+                await write(start.event())
+                started = True
+            step = SAMPLES_PER_CHUNK * audio_format.frame_bytes
+            for offset in range(0, len(block), step):
+                piece = block[offset : offset + step]
+                chunk = AudioChunk(
+                    rate=audio_format.rate,
+                    width=audio_format.width,
+                    channels=audio_format.channels,
+                    audio=piece,
+                    timestamp=timestamp_ms,
+                )
+                await write(chunk.event())
+                timestamp_ms += 1000 * len(piece) // (audio_format.rate * audio_format.frame_bytes)
     if started:
         await write(AudioStop(timestamp=timestamp_ms).event())
 

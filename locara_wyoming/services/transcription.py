@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import numpy as np
@@ -50,9 +51,10 @@ async def send_transcript(
     """Transcribe, streaming each decoded segment, then the whole transcript."""
     await write(TranscriptStart(language=language).event())
     pieces: list[str] = []
-    async for segment in stt.transcribe(utterance.audio(), language):
-        await write(TranscriptChunk(text=segment).event())
-        pieces.append(segment)
+    async with contextlib.aclosing(stt.transcribe(utterance.audio(), language)) as segments:
+        async for segment in segments:
+            await write(TranscriptChunk(text=segment).event())
+            pieces.append(segment)
     text = "".join(pieces).strip()
     await write(Transcript(text=text, language=language).event())
     await write(TranscriptStop().event())

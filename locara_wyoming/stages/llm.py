@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
@@ -34,7 +34,7 @@ class ChatModel(ABC):
     async def load(self) -> None: ...
 
     @abstractmethod
-    def stream_reply(self, messages: list[ChatMessage]) -> AsyncIterator[str]:
+    def stream_reply(self, messages: list[ChatMessage]) -> AsyncGenerator[str, None]:
         """Yield the reply's text pieces as the model produces them."""
 
 
@@ -79,7 +79,7 @@ class LlamaCppChat(ChatModel):
             )
         )
 
-    def stream_reply(self, messages: list[ChatMessage]) -> AsyncIterator[str]:
+    def stream_reply(self, messages: list[ChatMessage]) -> AsyncGenerator[str, None]:
         llama = self._llama
         if llama is None:
             raise RuntimeError("LLM is not loaded")
@@ -135,7 +135,7 @@ class OpenAiChat(ChatModel):
                 f"it serves {names}"
             )
 
-    async def stream_reply(self, messages: list[ChatMessage]) -> AsyncIterator[str]:
+    async def stream_reply(self, messages: list[ChatMessage]) -> AsyncGenerator[str, None]:
         async with self._worker.slot():
             stream = await self._client.chat.completions.create(
                 model=self.config.model,

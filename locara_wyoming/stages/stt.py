@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,7 @@ class SpeechToText(ABC):
     async def load(self) -> None: ...
 
     @abstractmethod
-    def transcribe(self, audio: np.ndarray, language: str | None) -> AsyncIterator[str]: ...
+    def transcribe(self, audio: np.ndarray, language: str | None) -> AsyncGenerator[str, None]: ...
 
 
 class FasterWhisperStt(SpeechToText):
@@ -81,7 +81,7 @@ class FasterWhisperStt(SpeechToText):
                 **{**self.description.__dict__, "languages": list(languages)}
             )
 
-    def transcribe(self, audio: np.ndarray, language: str | None) -> AsyncIterator[str]:
+    def transcribe(self, audio: np.ndarray, language: str | None) -> AsyncGenerator[str, None]:
         model = self._model
         if model is None:
             raise RuntimeError("speech-to-text model is not loaded")
@@ -134,7 +134,9 @@ class WyomingStt(SpeechToText):
             languages=models[0].languages,
         )
 
-    async def transcribe(self, audio: np.ndarray, language: str | None) -> AsyncIterator[str]:
+    async def transcribe(
+        self, audio: np.ndarray, language: str | None
+    ) -> AsyncGenerator[str, None]:
         async with self._worker.slot(), wyoming_connection(self.uri) as client:
             await client.write_event(Transcribe(language=language).event())
             await client.write_event(AudioStart(rate=STT_RATE, width=2, channels=1).event())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -43,7 +43,9 @@ class TextToSpeech(ABC):
     async def load(self) -> None: ...
 
     @abstractmethod
-    def synthesize(self, text: str, voice: str, speaker: str | None) -> AsyncIterator[bytes]: ...
+    def synthesize(
+        self, text: str, voice: str, speaker: str | None
+    ) -> AsyncGenerator[bytes, None]: ...
 
     def resolve_voice(self, name: str | None, language: str | None = None) -> str:
         """The voice to use for a request: by name, else by language, else the default."""
@@ -116,7 +118,7 @@ class PiperTts(TextToSpeech):
             self._loaded[name], config = await self._worker.call(partial(read, path))
             self.voices[name] = _piper_voice_description(path, config, embedded)
 
-    def synthesize(self, text: str, voice: str, speaker: str | None) -> AsyncIterator[bytes]:
+    def synthesize(self, text: str, voice: str, speaker: str | None) -> AsyncGenerator[bytes, None]:
         from piper import SynthesisConfig
 
         description = self.voices[voice]
@@ -170,7 +172,9 @@ class WyomingTts(TextToSpeech):
         if self._requested_default is not None:
             self.default_voice = self.resolve_voice(self._requested_default)
 
-    async def synthesize(self, text: str, voice: str, speaker: str | None) -> AsyncIterator[bytes]:
+    async def synthesize(
+        self, text: str, voice: str, speaker: str | None
+    ) -> AsyncGenerator[bytes, None]:
         async with self._worker.slot(), wyoming_connection(self.uri) as client:
             request = Synthesize(text=text, voice=SynthesizeVoice(name=voice, speaker=speaker))
             await client.write_event(request.event())

@@ -9,6 +9,7 @@ becomes the words the user heard.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -137,12 +138,14 @@ async def speak_reply(
         try:
             while (clause := await clauses.get()) is not None:
                 start = position
-                async for block in tts.synthesize(clause, voice, None):
-                    if reply.timings.first_audio is None:
-                        reply.timings.first_audio = time.monotonic()
-                    position += len(block) // reply.audio_format.frame_bytes
-                    await emit_audio(ReplyAudio(reply.reply_id, block, reply.audio_format))
-                    first_audio.set()
+                spoken = contextlib.aclosing(tts.synthesize(clause, voice, None))
+                async with spoken as blocks:
+                    async for block in blocks:
+                        if reply.timings.first_audio is None:
+                            reply.timings.first_audio = time.monotonic()
+                        position += len(block) // reply.audio_format.frame_bytes
+                        await emit_audio(ReplyAudio(reply.reply_id, block, reply.audio_format))
+                        first_audio.set()
                 reply.clauses.append(SpokenClause(clause, start, position))
         finally:
             first_audio.set()
@@ -170,3 +173,4 @@ async def speak_reply(
         await speaker
     finally:
         speaker.cancel()
+        await answer.pieces.aclose()  # frees the LLM at once, not when collected
