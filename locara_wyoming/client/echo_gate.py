@@ -10,7 +10,7 @@ is learnt from what the microphone hears while the speaker plays (the ratios'
 upper quartile, which echo-only chunks dominate) and kept from one reply to the next.
 The user speaking up over the reply is louder than its echo, so barge-in works:
 with the echo 26 dB down (a speakerphone's own echo canceller) nearly all of the
-user's speech gets through; 10 dB down, about half; with no echo cancellation
+user's speech gets through; 10 dB down, about a third; with no echo cancellation
 and the speaker as loud as the user, none: such a device needs real echo
 cancellation.
 
