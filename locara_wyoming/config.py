@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 EMBEDDED = "embedded"
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class ConfigError(Exception):
@@ -236,23 +237,33 @@ def _format_errors(source: str, error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_config(data: dict[str, Any], source: str = "configuration") -> LocaraConfig:
+def validate_config(
+    model: type[ModelT], data: dict[str, Any], source: str = "configuration"
+) -> ModelT:
+    """`data` as `model`, or a ConfigError naming every bad key and value."""
     try:
-        return LocaraConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as error:
         raise ConfigError(_format_errors(source, error)) from None
+
+
+def parse_config(data: dict[str, Any], source: str = "configuration") -> LocaraConfig:
+    return validate_config(LocaraConfig, data, source)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read configuration: {error.strerror}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
 
 
 def load_config(path: Path | None) -> LocaraConfig:
     """Load and validate a TOML file; `None` gives the embedded defaults."""
     if path is None:
         return LocaraConfig()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read configuration: {error.strerror}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    return parse_config(data, str(path))
+    return parse_config(read_toml(path), str(path))

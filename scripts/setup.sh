@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Set up .venv for Locara Wyoming.
 #   scripts/setup.sh server   the server and its embedded default models
-#   scripts/setup.sh test     the server plus everything the test suite needs
-#                             (and the stock chain the voice benchmark compares with)
+#   scripts/setup.sh satellite  a room satellite only, in .venv-satellite: no torch,
+#                               llama.cpp, CTranslate2 or Piper
+#   scripts/setup.sh test     the server plus everything the test suite needs (the
+#                             stock chain the voice benchmark compares with, and a
+#                             satellite-only .venv-satellite that the tests run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 what=${1:-server}
 case "$what" in
   server) extras="server" ;;
-  test) extras="server,bench,test" ;;
-  *) echo "usage: scripts/setup.sh [server|test]" >&2; exit 2 ;;
+  satellite) extras="satellite" ;;
+  test) extras="server,bench,satellite,test" ;;
+  *) echo "usage: scripts/setup.sh [server|satellite|test]" >&2; exit 2 ;;
 esac
 
 python=${PYTHON:-}
@@ -21,6 +25,20 @@ if [ -z "$python" ]; then
 fi
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
   echo "Locara needs Python 3.11 or newer; set PYTHON=/path/to/python3.11" >&2; exit 2; }
+
+install_satellite() {
+  local venv=$1
+  [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+  echo "Installing locara-wyoming[satellite] into $venv…"
+  "$venv/bin/python" -m pip install --quiet -e ".[satellite]"
+}
+
+if [ "$what" = satellite ]; then
+  install_satellite "${VENV:-.venv-satellite}"
+  echo "Ready: ${VENV:-.venv-satellite}"
+  exit 0
+fi
+[ "$what" = test ] && install_satellite .venv-satellite
 
 venv=${VENV:-.venv}
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"

@@ -8,7 +8,7 @@ satellite played; a speculative answer the user talked over leaves no trace.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,7 +52,7 @@ class PromptLog(ChatModel):
     async def load(self) -> None:
         await self.llm.load()
 
-    def stream_reply(self, messages: list[ChatMessage]) -> AsyncIterator[str]:
+    def stream_reply(self, messages: list[ChatMessage]) -> AsyncGenerator[str, None]:
         self.prompts.append(list(messages))
         return self.llm.stream_reply(messages)
 

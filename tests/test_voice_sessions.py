@@ -14,8 +14,8 @@ import soxr
 from faster_whisper import WhisperModel
 
 from locara_wyoming.bench.server_process import ServerProcess
+from locara_wyoming.client.playback import ReplyPlayback
 from locara_wyoming.client.scripted import ScriptedSatellite
-from locara_wyoming.client.simulated import PlayedReply
 
 from .conftest import Speech
 from .prompt_tap import PromptTap
@@ -34,7 +34,7 @@ async def satellite(
         await room.stop()
 
 
-def words_of(reply: PlayedReply, whisper: WhisperModel) -> list[str]:
+def words_of(reply: ReplyPlayback, whisper: WhisperModel) -> list[str]:
     audio = soxr.resample(np.concatenate(reply.received_audio), reply.audio.rate, 16000)
     segments, _ = whisper.transcribe(audio.astype(np.float32), language="en", beam_size=1)
     return re.findall(r"[a-z']+", " ".join(s.text for s in segments).lower())

@@ -16,8 +16,9 @@ from wyoming.event import Event
 
 from ..sessions.protocol import SessionRequest, SessionStarted
 from .echo_gate import EchoGate, EchoGatedSource
+from .playback import ReplyPlayback
 from .session import SessionClient
-from .simulated import MIC_RATE, PlayedReply, SimulatedMicrophone, SimulatedSpeaker, Utterance
+from .simulated import MIC_RATE, SimulatedMicrophone, SimulatedSpeaker, Utterance
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,9 @@ class ScriptedSatellite:
     async def say(self, samples: np.ndarray) -> Utterance:
         return await self.mic.say(samples)
 
-    async def reply_after(self, moment: float, timeout_s: float = 60.0) -> tuple[str, PlayedReply]:
+    async def reply_after(
+        self, moment: float, timeout_s: float = 60.0
+    ) -> tuple[str, ReplyPlayback]:
         """The first reply that became audible after `moment`."""
         async with asyncio.timeout(timeout_s):
             while True:
@@ -74,7 +77,7 @@ class ScriptedSatellite:
 
     async def answer_after(
         self, moment: float, timeout_s: float = 60.0
-    ) -> tuple[str, PlayedReply | None]:
+    ) -> tuple[str, ReplyPlayback | None]:
         """The first reply after `moment`: audible, or (None) finished with nothing to say."""
         async with asyncio.timeout(timeout_s):
             while True:

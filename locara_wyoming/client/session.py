@@ -14,7 +14,6 @@ other than audio (voice activity, both sides' text, flushes, errors) as it arriv
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -24,6 +23,7 @@ from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncClient
 from wyoming.error import Error
 from wyoming.event import Event
+from wyoming.ping import Ping
 from wyoming.pipeline import PipelineStage, RunPipeline
 
 from ..audio_format import PcmFormat
@@ -67,6 +67,7 @@ class SessionClient:
         sink: AudioSink,
         on_event: Callable[[Event], None] | None = None,
         idle_after_s: float = 3.0,
+        ping_every_s: float = 5.0,
     ) -> None:
         self.uri = uri
         self.request = request
@@ -75,6 +76,8 @@ class SessionClient:
         self.on_event = on_event
         self.idle_after_s = idle_after_s
         """After the source ends, silence is sent until nothing has happened for this long."""
+        self.ping_every_s = ping_every_s
+        """A source that sends nothing for this long (no conversation open) sends a ping."""
         self.started: SessionStarted | None = None
         self.ready = asyncio.Event()
         """Set once the server has answered with the session's parameters."""
@@ -82,30 +85,60 @@ class SessionClient:
         self._write_lock = asyncio.Lock()
         self._finishing: dict[str, asyncio.Task[None]] = {}
         self._last_activity = time.monotonic()
+        self._last_write = time.monotonic()
         self._reply_open = False
         self._stopping = False
+        self._unfinished: set[str] = set()  # replies received that have not played out
 
     async def run(self) -> SessionStarted:
-        """Connect, stream the whole source, wait for the last reply, and end cleanly."""
+        """Connect, stream the whole source, wait for the last reply, and end cleanly.
+
+        Raises SessionError (or OSError) when the server refuses the session or the
+        connection is lost; replies not yet played are then dropped from the sink.
+        """
         async with AsyncClient.from_uri(self.uri) as client:
             self._client = client
             self.started = await self._open(client)
             self.ready.set()
             downlink = asyncio.create_task(self._receive(client), name="session downlink")
+            uplink = asyncio.create_task(self._send_audio(), name="session uplink")
+            keepalive = asyncio.create_task(self._keep_alive(), name="session keep-alive")
             try:
-                await self._send_audio()
+                await asyncio.wait([uplink, downlink], return_when=asyncio.FIRST_COMPLETED)
+                if not uplink.done():
+                    downlink.result()  # the downlink's error, if it had one
+                    raise SessionError("the server closed the connection")
+                uplink.result()
             finally:
-                downlink.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await downlink
-                for task in self._finishing.values():
+                for task in (uplink, downlink, keepalive, *self._finishing.values()):
                     task.cancel()
+                await asyncio.gather(uplink, downlink, keepalive, return_exceptions=True)
+                for reply_id in self._unfinished:
+                    self.sink.flush(reply_id)
+                self._client = None
         return self.started
+
+    async def send(self, event: Event) -> bool:
+        """Send an event of the satellite's own (state, wake word…); False when not connected."""
+        if self._client is None or not self.ready.is_set():
+            return False
+        try:
+            await self._write(event)
+        except (ConnectionError, OSError):
+            return False
+        return True
 
     async def _write(self, event: Event) -> None:
         assert self._client is not None
         async with self._write_lock:
             await self._client.write_event(event)
+            self._last_write = time.monotonic()
+
+    async def _keep_alive(self) -> None:
+        while True:
+            await asyncio.sleep(self.ping_every_s / 4)
+            if time.monotonic() - self._last_write >= self.ping_every_s:
+                await self._write(Ping().event())
 
     async def _open(self, client: AsyncClient) -> SessionStarted:
         run = RunPipeline(
@@ -120,6 +153,8 @@ class SessionClient:
             if Error.is_type(event.type):
                 raise SessionError(Error.from_event(event).text)
             if SessionStarted.is_type(event.type):
+                if self.on_event is not None:
+                    self.on_event(event)
                 return SessionStarted.from_event(event)
 
     async def _send_audio(self) -> None:
@@ -132,7 +167,7 @@ class SessionClient:
         # until the last turn has been answered and played.
         silence = bytes(chunk_bytes)
         while not self._stopping and (
-            self._busy() or time.monotonic() - self._last_activity < self.idle_after_s
+            self.busy() or time.monotonic() - self._last_activity < self.idle_after_s
         ):
             await self._write(AudioChunk(audio.rate, audio.width, audio.channels, silence).event())
             await asyncio.sleep(0.02)
@@ -142,7 +177,8 @@ class SessionClient:
         """End the session once the source is done, without waiting for replies to play."""
         self._stopping = True
 
-    def _busy(self) -> bool:
+    def busy(self) -> bool:
+        """Whether a reply is being made, or received audio has not yet played out."""
         return self._reply_open or any(not t.done() for t in self._finishing.values())
 
     async def _receive(self, client: AsyncClient) -> None:
@@ -156,6 +192,7 @@ class SessionClient:
             if AudioStart.is_type(event.type):
                 start = AudioStart.from_event(event)
                 current_reply = str(event.data.get("reply_id", ""))
+                self._unfinished.add(current_reply)
                 await self.sink.start_reply(
                     current_reply, PcmFormat(start.rate, start.width, start.channels)
                 )
@@ -175,6 +212,7 @@ class SessionClient:
 
     async def _report_when_played(self, reply_id: str) -> None:
         samples = await self.sink.finish_reply(reply_id)
+        self._unfinished.discard(reply_id)
         self._last_activity = time.monotonic()
         await self._write(PlayedReport(reply_id, samples).event())
 
@@ -183,4 +221,5 @@ class SessionClient:
         if finishing is not None:
             finishing.cancel()
         samples = self.sink.flush(reply_id)
+        self._unfinished.discard(reply_id)
         asyncio.get_running_loop().create_task(self._write(PlayedReport(reply_id, samples).event()))

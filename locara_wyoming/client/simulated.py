@@ -14,82 +14,34 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-import soxr
 
-from ..audio_format import PcmFormat, float_to_pcm16, pcm_to_float
+from ..audio_format import PcmFormat, float_to_pcm16
+from .playback import PlaybackBuffer, paced_pulls
 
 MIC_RATE = 16_000
 TICK_S = 0.01
 VOICED_LEVEL = 0.02
 
 
-@dataclass
-class PlayedReply:
-    audio: PcmFormat
-    buffered: list[np.ndarray] = field(default_factory=list)
-    received_audio: list[np.ndarray] = field(default_factory=list)
-    """Everything received, for checking what was said."""
-    received: int = 0
-    played: int = 0
-    complete: bool = False
-    audible_at: float | None = None
-    flushed_at: float | None = None
-    underruns: int = 0
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def take(self, count: int) -> np.ndarray:
-        """The next `count` buffered samples (fewer if the buffer runs dry)."""
-        available = np.concatenate(self.buffered) if self.buffered else np.zeros(0, np.float32)
-        out, rest = available[:count], available[count:]
-        self.buffered = [rest] if len(rest) else []
-        self.played += len(out)
-        return out
-
-
-class SimulatedSpeaker:
-    """An `AudioSink` that plays in real time through a jitter buffer."""
+class SimulatedSpeaker(PlaybackBuffer):
+    """An `AudioSink` that plays into the simulated room in real time, keeping what it got."""
 
     def __init__(
         self, preroll_ms: float = 60.0, on_output: Callable[[np.ndarray], None] | None = None
     ) -> None:
-        self.preroll_ms = preroll_ms
+        super().__init__(MIC_RATE, preroll_ms, keep_audio=True)
         self.on_output = on_output
         """Sees everything played into the room (at the microphone's rate) as it plays."""
-        self.replies: dict[str, PlayedReply] = {}
-        self._queue: list[str] = []
-        self._output: list[np.ndarray] = []  # what reached the room, at MIC_RATE
+        self._output: list[np.ndarray] = []  # what reached the room
         self._ticker: asyncio.Task[None] | None = None
 
     async def start_reply(self, reply_id: str, audio: PcmFormat) -> None:
-        self.replies[reply_id] = PlayedReply(audio)
-        self._queue.append(reply_id)
+        await super().start_reply(reply_id, audio)
         if self._ticker is None:
             self._ticker = asyncio.create_task(self._play())
-
-    async def write(self, reply_id: str, pcm: bytes) -> None:
-        reply = self.replies[reply_id]
-        if reply.flushed_at is None:
-            samples = pcm_to_float(pcm, reply.audio.width)
-            reply.buffered.append(samples)
-            reply.received_audio.append(samples)
-            reply.received += len(samples)
-
-    async def finish_reply(self, reply_id: str) -> int:
-        reply = self.replies[reply_id]
-        reply.complete = True
-        await reply.done.wait()
-        return reply.played
-
-    def flush(self, reply_id: str) -> int:
-        reply = self.replies[reply_id]
-        if reply.flushed_at is None and not reply.done.is_set():
-            reply.flushed_at = time.monotonic()
-            reply.buffered = []
-            reply.done.set()
-        return reply.played
 
     def take_output(self) -> np.ndarray:
         """Everything played into the room since the last call, at the microphone's rate."""
@@ -104,37 +56,10 @@ class SimulatedSpeaker:
                 await self._ticker
 
     async def _play(self) -> None:
-        last = time.monotonic()
-        while True:
-            await asyncio.sleep(TICK_S)
-            now = time.monotonic()
-            elapsed, last = now - last, now
-            output = self._tick(now, elapsed)
+        async for output in paced_pulls(self, TICK_S):
             self._output.append(output)
             if self.on_output is not None:
                 self.on_output(output)
-
-    def _tick(self, now: float, elapsed: float) -> np.ndarray:
-        silence = np.zeros(round(elapsed * MIC_RATE), np.float32)
-        while self._queue and self.replies[self._queue[0]].done.is_set():
-            self._queue.pop(0)
-        if not self._queue:
-            return silence
-        reply = self.replies[self._queue[0]]
-        rate = reply.audio.rate
-        waiting = reply.received - reply.played
-        if reply.audible_at is None:
-            if waiting < self.preroll_ms * rate / 1000 and not reply.complete:
-                return silence
-            reply.audible_at = now
-        wanted = round(elapsed * rate)
-        played = reply.take(wanted)
-        if len(played) < wanted and not reply.complete:
-            reply.underruns += 1
-        if reply.complete and not reply.buffered:
-            reply.done.set()
-        room = soxr.resample(played, rate, MIC_RATE) if len(played) else played
-        return np.concatenate([room, silence[len(room) :]]).astype(np.float32)
 
 
 @dataclass(frozen=True)

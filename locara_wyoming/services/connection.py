@@ -39,7 +39,13 @@ from ..backends.registry import Backends
 from ..config import LocaraConfig
 from ..protocol.reader import ProtocolError, ReadLimits, read_event
 from ..sessions.link import UPLINK_TYPES, SessionEnded, SessionLink
-from ..sessions.protocol import REQUEST_KEY, SessionRequest, SessionRequestError, SessionStarted
+from ..sessions.protocol import (
+    REQUEST_KEY,
+    STATUS_TYPE,
+    SessionRequest,
+    SessionRequestError,
+    SessionStarted,
+)
 from ..sessions.routing import route
 from ..stages.remote import RemoteServiceError
 from ..stages.tts import VoiceNotFoundError
@@ -147,7 +153,9 @@ class WyomingConnection(AsyncEventHandler):
     async def disconnect(self) -> None:
         if self._link is not None:
             await self._link.close()
-            self.context.sessions.pop(self._link.started.session_id, None)
+            session_id = self._link.started.session_id
+            if self.context.sessions.get(session_id) is self._link:  # not taken over
+                del self.context.sessions[session_id]
             _LOGGER.info(
                 "Session %s (%s) ended", self._link.started.session_id, self._link.satellite
             )
@@ -172,6 +180,9 @@ class WyomingConnection(AsyncEventHandler):
                 return False
         elif RunPipeline.is_type(event.type):
             await self._start_session(event)
+        elif event.type == STATUS_TYPE:
+            sessions = [link.status() for link in self.context.sessions.values()]
+            await self.write_event(Event(type=STATUS_TYPE, data={"sessions": sessions}))
         elif Describe.is_type(event.type):
             await self.write_event(self.context.info.event())
         elif Ping.is_type(event.type):
@@ -218,13 +229,20 @@ class WyomingConnection(AsyncEventHandler):
         if self._link is not None:
             raise RequestError("out-of-order", "a session is already running on this connection")
         sessions = self.context.config.sessions
+        taken_over = self.context.sessions.pop(request.resume, None) if request.resume else None
+        if taken_over is not None:
+            # The satellite came back before its old connection was noticed as gone.
+            _LOGGER.info("Session %s: resumed on a new connection", request.resume)
+            await taken_over.close()
         if len(self.context.sessions) >= sessions.max_sessions:
             raise RequestError(
                 "busy", f"the server is at its limit of {sessions.max_sessions} sessions"
             )
         chosen = route(self.context.config, request.name, request.area)
         backend = self.context.backends.get(chosen.backend)
-        settings = SessionSettings(uuid.uuid4().hex, request.name, request.area, chosen.persona)
+        # A resumed session keeps its id, and with it the conversation's history.
+        session_id = request.resume or uuid.uuid4().hex
+        settings = SessionSettings(session_id, request.name, request.area, chosen.persona)
         started = SessionStarted(
             session_id=settings.session_id,
             backend=backend.model_id,
@@ -234,7 +252,7 @@ class WyomingConnection(AsyncEventHandler):
             frame_ms=1000 * backend.frame_samples / backend.input_rate,
         )
         self._link = SessionLink(
-            await backend.open(settings), started, self.write_event, request.name
+            await backend.open(settings), started, self.write_event, request.name, request.area
         )
         self.context.sessions[settings.session_id] = self._link
         await self._link.start()

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from wyoming.asr import Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -19,17 +21,21 @@ from wyoming.event import Event
 from wyoming.handle import Handled, HandledChunk, HandledStart, HandledStop
 from wyoming.snd import Played
 from wyoming.vad import VoiceStarted, VoiceStopped
+from wyoming.wake import Detection
 
 from ..audio_format import MonoConverter, PcmFormat
 from ..backends import events as session_events
 from ..backends.base import VoiceSession
-from .protocol import Flush, PlayedReport, SessionStarted
+from .protocol import Flush, PlayedReport, SatelliteState, SessionStarted
 
 _LOGGER = logging.getLogger(__name__)
 
 Write = Callable[[Event], Awaitable[None]]
 
-UPLINK_TYPES = {"audio-start", "audio-chunk", "audio-stop", "played"}
+UPLINK_TYPES = {
+    "audio-start", "audio-chunk", "audio-stop", "played",
+    "locara-state", "detection", "voice-started", "voice-stopped",
+}  # fmt: skip
 
 
 class SessionEnded(Exception):
@@ -38,11 +44,24 @@ class SessionEnded(Exception):
 
 class SessionLink:
     def __init__(
-        self, session: VoiceSession, started: SessionStarted, write: Write, satellite: str
+        self,
+        session: VoiceSession,
+        started: SessionStarted,
+        write: Write,
+        satellite: str,
+        area: str | None = None,
     ) -> None:
         self.session = session
         self.started = started
         self.satellite = satellite
+        self.area = area
+        self.state = "listening"
+        """What the satellite last said it was doing (a plain satellite always listens)."""
+        self.user_speaking = False
+        """The satellite's own VAD: the user is speaking now."""
+        self.last_wake_word: str | None = None
+        self.opened_at = time.monotonic()
+        self._closed = False
         self._write = write
         self._converter: MonoConverter | None = None
         self._open_audio: str | None = None  # reply whose audio stream is open
@@ -70,6 +89,28 @@ class SessionLink:
         elif Played.is_type(event.type):
             report = PlayedReport.from_event(event)
             self.session.report_played(report.reply_id, report.samples)
+        elif SatelliteState.is_type(event.type):
+            self.state = SatelliteState.from_event(event).state
+            _LOGGER.info("%s: %s", self.satellite, self.state)
+        elif Detection.is_type(event.type):
+            self.last_wake_word = Detection.from_event(event).name
+            _LOGGER.info("%s: woken by %s", self.satellite, self.last_wake_word)
+        elif VoiceStarted.is_type(event.type) or VoiceStopped.is_type(event.type):
+            self.user_speaking = VoiceStarted.is_type(event.type)
+
+    def status(self) -> dict[str, Any]:
+        """This session as `locara-status` lists it."""
+        return {
+            "session_id": self.started.session_id,
+            "name": self.satellite,
+            "area": self.area,
+            "backend": self.started.backend,
+            "persona": self.started.persona,
+            "state": self.state,
+            "user_speaking": self.user_speaking,
+            "wake_word": self.last_wake_word,
+            "connected_s": round(time.monotonic() - self.opened_at, 1),
+        }
 
     # -- downlink -------------------------------------------------------------------
 
@@ -136,6 +177,9 @@ class SessionLink:
         return start
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         await self.session.close()
         if self._downlink is not None:
             self._downlink.cancel()

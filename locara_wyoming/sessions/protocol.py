@@ -4,7 +4,9 @@ A session opens with the standard `run-pipeline` (asr → tts, restart on end)
 whose data carries a `locara` object; the server answers `locara-session` with
 the session's parameters. `locara-flush` tells the satellite to drop the reply
 audio it holds (barge-in); the satellite's standard `played` carries `reply_id`
-and `samples`. Everything else is standard Wyoming.
+and `samples`. `locara-state` is the satellite telling what it is doing, and
+`locara-status` asks the server for its sessions. Everything else is standard
+Wyoming.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ PROTOCOL_VERSION = 1
 REQUEST_KEY = "locara"
 _SESSION_TYPE = "locara-session"
 _FLUSH_TYPE = "locara-flush"
+_STATE_TYPE = "locara-state"
+STATUS_TYPE = "locara-status"
+SATELLITE_STATES = ("idle", "listening", "thinking", "speaking")
+"""What a satellite may say it is doing; `connecting` it cannot say."""
 
 
 class SessionRequestError(ValueError):
@@ -47,6 +53,8 @@ class SessionRequest:
     area: str | None = None
     protocol: int = PROTOCOL_VERSION
     capabilities: list[str] = field(default_factory=list)
+    resume: str | None = None
+    """The session id this satellite had before its connection dropped."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +62,7 @@ class SessionRequest:
             "name": self.name,
             "area": self.area,
             "capabilities": self.capabilities,
+            "resume": self.resume,
         }
 
     @staticmethod
@@ -79,7 +88,14 @@ class SessionRequest:
             raise SessionRequestError("area must be a string")
         if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):
             raise SessionRequestError("capabilities must be a list of strings")
-        return SessionRequest(name=name.strip(), area=area, capabilities=capabilities)
+        resume = data.get("resume")
+        if resume is not None and not (
+            isinstance(resume, str) and len(resume) == 32 and resume.isalnum()
+        ):
+            raise SessionRequestError("resume must be a session id the server gave")
+        return SessionRequest(
+            name=name.strip(), area=area, capabilities=capabilities, resume=resume
+        )
 
 
 @dataclass(frozen=True)
@@ -162,3 +178,24 @@ class PlayedReport:
         if not isinstance(reply_id, str) or not isinstance(samples, int) or samples < 0:
             raise SessionRequestError("played needs a string reply_id and whole samples >= 0")
         return PlayedReport(reply_id, samples)
+
+
+@dataclass(frozen=True)
+class SatelliteState(Eventable):
+    """The satellite says what it is doing (`idle` waits for its wake word)."""
+
+    state: str
+
+    @staticmethod
+    def is_type(event_type: str) -> bool:
+        return event_type == _STATE_TYPE
+
+    def event(self) -> Event:
+        return Event(type=_STATE_TYPE, data={"state": self.state})
+
+    @staticmethod
+    def from_event(event: Event) -> SatelliteState:
+        state = event.data.get("state")
+        if state not in SATELLITE_STATES:
+            raise SessionRequestError(f"state must be one of {', '.join(SATELLITE_STATES)}")
+        return SatelliteState(str(state))

@@ -1,0 +1,1 @@
+"""What the satellite hears: speech (VAD), the wake word, and whether a conversation is open."""
