@@ -143,6 +143,8 @@ class Satellite:
             self._send_soon(SatelliteState(self._current_state()).event())
         if event.type != "pong":
             self.conversation.activity()
+        if Flush.is_type(event.type):
+            _LOGGER.info("Barge-in: reply %s stopped", Flush.from_event(event).reply_id)
         if VoiceStopped.is_type(event.type):
             self._thinking = True
         elif event.type in ("audio-start", "handled-stop") or Flush.is_type(event.type):

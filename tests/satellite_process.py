@@ -1,0 +1,80 @@
+"""Run `locara-satellite` from the satellite-only environment and follow its log."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import wave
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SATELLITE_PYTHON = ROOT / ".venv-satellite" / "bin" / "python"
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def read_wav(path: Path) -> tuple[int, np.ndarray]:
+    with wave.open(str(path), "rb") as wav:
+        pcm = wav.readframes(wav.getnframes())
+        return wav.getframerate(), np.frombuffer(pcm, "<i2").astype(np.float32) / 32768
+
+
+class SatelliteProcess:
+    def __init__(self, *args: str, python: Path = SATELLITE_PYTHON) -> None:
+        assert python.exists(), f"{python} is missing: `scripts/setup.sh test` makes it"
+        self.args = ["-m", "satellite", *args]
+        self.python = python
+        self.log: list[str] = []
+        self.process: asyncio.subprocess.Process | None = None
+        self._new_line = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> SatelliteProcess:
+        self.process = await asyncio.create_subprocess_exec(
+            str(self.python), *self.args,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        async for raw in self.process.stdout:
+            self.log.append(raw.decode(errors="replace").rstrip())
+            self._new_line.set()
+
+    def lines(self, text: str) -> list[str]:
+        return [line for line in self.log if text in line]
+
+    async def wait_for(self, text: str, count: int = 1, timeout_s: float = 60.0) -> str:
+        async with asyncio.timeout(timeout_s):
+            while len(found := self.lines(text)) < count:
+                self._new_line.clear()
+                await self._new_line.wait()
+        return found[count - 1]
+
+    async def finish(self, timeout_s: float = 120.0) -> int:
+        assert self.process is not None and self._reader is not None
+        async with asyncio.timeout(timeout_s):
+            code = await self.process.wait()
+            await self._reader
+        return code
+
+    async def stop(self) -> int:
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        return await self.finish(30.0)
+
+    def output(self) -> str:
+        return "\n".join(self.log)

@@ -1,0 +1,162 @@
+"""The satellite as a room runs it: its own process, from the satellite-only environment,
+with WAV files as microphone and speaker, against a real server over TCP."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import soxr
+from faster_whisper import WhisperModel
+
+from locara_wyoming.bench.server_process import ServerProcess
+
+from .conftest import TEST_CONFIG, Speech
+from .satellite_process import SATELLITE_PYTHON, SatelliteProcess, read_wav, write_wav
+
+RATE = 16000
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(RATE * seconds), np.float32)
+
+
+def spoken(speech: Speech, *parts: str | float) -> np.ndarray:
+    """Text is said, numbers are seconds of silence."""
+    return np.concatenate(
+        [silence(part) if isinstance(part, float) else speech.at_16k(part) for part in parts]
+    )
+
+
+def words_in(path: Path, whisper: WhisperModel) -> list[str]:
+    rate, audio = read_wav(path)
+    segments, _ = whisper.transcribe(soxr.resample(audio, rate, RATE).astype(np.float32))
+    return re.findall(r"[a-z']+", " ".join(s.text for s in segments).lower())
+
+
+def satellite(server: ServerProcess, mic: Path, out: Path, *more: str) -> SatelliteProcess:
+    return SatelliteProcess(
+        "--server", server.uri, "--name", "hall", "--mic-file", str(mic), "--snd-file", str(out),
+        *more,
+    )  # fmt: skip
+
+
+def test_the_satellite_environment_has_no_model_runtime() -> None:
+    check = subprocess.run(
+        [str(SATELLITE_PYTHON), "-c",
+         "import sys, importlib.util, satellite.cli, satellite.app\n"
+         "heavy = ['torch', 'llama_cpp', 'ctranslate2', 'faster_whisper', 'piper', 'onnxruntime']\n"
+         "print([m for m in heavy if importlib.util.find_spec(m) or m in sys.modules])"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.strip() == "[]"
+
+
+async def test_a_conversation_opened_by_the_wake_word(
+    server: ServerProcess, speech: Speech, whisper: WhisperModel, tmp_path: Path
+) -> None:
+    mic = write_wav(
+        tmp_path / "mic.wav",
+        spoken(speech, 1.0, "Okay Nabu.", 0.4, "What is the weather like today?", 2.0),
+    )
+    out = tmp_path / "out.wav"
+    run = await satellite(server, mic, out).start()
+    assert await run.finish() == 0, run.output()
+    assert run.lines("Conversation opened: wake word okay_nabu"), run.output()
+    states = [line.rsplit("State: ", 1)[1] for line in run.lines("State: ")]
+    assert states[:5] == ["connecting", "idle", "listening", "thinking", "speaking"], states
+    words = words_in(out, whisper)
+    assert len(words) >= 3, words
+    rate, audio = read_wav(out)
+    assert len(audio) / rate >= 4.0  # the whole session, silences included, in real time
+
+
+async def test_speech_without_the_wake_word_is_not_sent(
+    server: ServerProcess, speech: Speech, tmp_path: Path
+) -> None:
+    mic = write_wav(
+        tmp_path / "mic.wav", spoken(speech, 1.0, "What is the weather like today?", 2.0)
+    )
+    out = tmp_path / "out.wav"
+    run = await satellite(server, mic, out).start()
+    assert await run.finish() == 0, run.output()
+    assert not run.lines("Conversation opened"), run.output()
+    assert "thinking" not in run.output()
+    _, audio = read_wav(out)
+    assert not np.any(audio), "nothing should have been played"
+
+
+async def test_talking_over_the_reply_flushes_playback(
+    server: ServerProcess, speech: Speech, tmp_path: Path
+) -> None:
+    mic = write_wav(
+        tmp_path / "mic.wav",
+        spoken(speech, 1.0, "Okay Nabu.", 0.4, "Tell me a long story about a dragon.", 4.0,
+               "Stop, please.", 3.0),
+    )  # fmt: skip
+    out = tmp_path / "out.wav"
+    run = await SatelliteProcess(
+        "--server", server.uri, "--name", "story-room", "--mic-file", str(mic),
+        "--snd-file", str(out),
+    ).start()  # fmt: skip
+    assert await run.finish() == 0, run.output()
+    assert run.lines("Barge-in: reply"), run.output()
+
+
+async def test_the_satellite_reconnects_and_resumes_after_a_server_restart(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "first").mkdir()
+    first = ServerProcess(tmp_path / "first", TEST_CONFIG)
+    await first.start()
+    mic = write_wav(tmp_path / "mic.wav", silence(120.0))
+    run = await SatelliteProcess(
+        "--server", first.uri, "--mic-file", str(mic), "--snd-file", str(tmp_path / "out.wav"),
+        "--activation", "always",
+    ).start()  # fmt: skip
+    try:
+        connected = await run.wait_for("Connected: session ")
+        session_id = connected.rsplit(" ", 1)[1]
+        first.kill()
+        await first.stop()
+        await run.wait_for("trying again")
+        (tmp_path / "second").mkdir()
+        second = ServerProcess(tmp_path / "second", TEST_CONFIG, uri=first.uri)
+        await second.start()
+        try:
+            again = await run.wait_for("Connected: session ", count=2, timeout_s=90)
+            assert again.rsplit(" ", 1)[1] == session_id  # the same session, resumed
+            await run.wait_for("State: listening", count=2)
+        finally:
+            await second.stop()
+    finally:
+        assert await run.stop() == 0, run.output()
+    assert any("Stopped" in line for line in run.log)
+
+
+async def test_discovery_finds_the_server_by_zeroconf(
+    server: ServerProcess, zeroconf_name: str, tmp_path: Path
+) -> None:
+    run = await SatelliteProcess(
+        "--server-name", zeroconf_name, "--discovery-interface", "127.0.0.1",
+        "--mic-file", str(write_wav(tmp_path / "mic.wav", silence(1.0))),
+        "--snd-file", str(tmp_path / "out.wav"), "--activation", "always",
+    ).start()  # fmt: skip
+    assert await run.finish() == 0, run.output()
+    assert run.lines(f"Found {zeroconf_name} at {server.uri}"), run.output()
+    assert run.lines("Connected: session"), run.output()
+
+
+async def test_bad_settings_are_named_and_nothing_starts(tmp_path: Path) -> None:
+    (tmp_path / "satellite.toml").write_text('[activation]\nwake_word = "hey_siri"\n')
+    run = await SatelliteProcess(
+        "--config", str(tmp_path / "satellite.toml"), "--mic-file", str(tmp_path / "none.wav"),
+        "--snd-file", str(tmp_path / "out.wav"),
+    ).start()  # fmt: skip
+    assert await run.finish() == 2
+    assert "activation.wake_word = 'hey_siri'" in run.output()
+    assert "okay_nabu" in run.output()
+    assert "Traceback" not in run.output()
