@@ -12,10 +12,14 @@ import numpy as np
 import pytest
 import soxr
 from faster_whisper import WhisperModel
+from wyoming.client import AsyncClient
+from wyoming.event import Event
+from wyoming.wake import Detection
 
 from locara_wyoming.bench.server_process import ServerProcess
 from locara_wyoming.client.playback import ReplyPlayback
 from locara_wyoming.client.scripted import ScriptedSatellite
+from locara_wyoming.sessions.protocol import SatelliteState
 
 from .conftest import Speech
 from .prompt_tap import PromptTap
@@ -82,6 +86,56 @@ async def test_two_turns_keep_their_history(
     assert "name" in question.lower() and first_turn[1]
     assert [m["content"] for m in sent[1:]] == [*first_turn, question]
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
+
+
+async def test_a_resumed_session_keeps_its_history(
+    delegating_server: ServerProcess, prompt_tap: PromptTap, speech: Speech
+) -> None:
+    """A satellite whose connection dropped comes back with `resume` and carries on."""
+    async with satellite(delegating_server, "den") as room:
+        assert room.client.started is not None
+        session_id = room.client.started.session_id
+        said = await room.say(speech.at_16k("My name is Zorblax."))
+        _, first = await room.reply_after(said.voiced_end)
+        await asyncio.wait_for(first.done.wait(), 60)
+        first_turn = [
+            (await room.wait_for(kind, 0)).event.data["text"] for kind in ("transcript", "handled")
+        ]
+    async with satellite(delegating_server, "den", resume=session_id) as room:
+        assert room.client.started is not None and room.client.started.session_id == session_id
+        said = await room.say(speech.at_16k("What is my name?"))
+        _, second = await room.reply_after(said.voiced_end)
+        await asyncio.wait_for(second.done.wait(), 60)
+        question = (await room.wait_for("transcript", said.voiced_end)).event.data["text"]
+    sent = prompt_tap.chats()[-1]
+    assert [m["content"] for m in sent[1:]] == [*first_turn, question]
+
+
+async def test_status_lists_each_session_with_what_its_satellite_says(
+    server: ServerProcess,
+) -> None:
+    async def sessions() -> list[dict[str, object]]:
+        async with AsyncClient.from_uri(server.uri) as client:
+            await client.write_event(Event(type="locara-status"))
+            answer = await asyncio.wait_for(client.read_event(), 10)
+        assert answer is not None and answer.type == "locara-status"
+        return list(answer.data["sessions"])
+
+    async with satellite(server, "porch", area="Porch") as room:
+        assert room.client.started is not None
+        session_id = room.client.started.session_id
+        mine = [s for s in await sessions() if s["session_id"] == session_id]
+        assert mine and mine[0]["name"] == "porch" and mine[0]["area"] == "Porch"
+        assert mine[0]["state"] == "listening" and mine[0]["backend"] == "voice-pipeline-default"
+        assert await room.client.send(SatelliteState("idle").event())
+        assert await room.client.send(Detection(name="okay_nabu").event())
+        await asyncio.sleep(0.5)
+        mine = [s for s in await sessions() if s["session_id"] == session_id]
+        assert mine[0]["state"] == "idle" and mine[0]["wake_word"] == "okay_nabu"
+        assert await room.client.send(Event(type="locara-state", data={"state": "dancing"}))
+        error = await room.wait_for("error", 0, timeout_s=10)
+        assert "state must be one of" in error.event.data["text"]
+    assert not [s for s in await sessions() if s["session_id"] == session_id]
 
 
 async def test_speaking_over_a_reply_flushes_it(server: ServerProcess, speech: Speech) -> None:

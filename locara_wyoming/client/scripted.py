@@ -37,6 +37,7 @@ class ScriptedSatellite:
         echo_delay_ms: float = 30.0,
         preroll_ms: float = 60.0,
         echo_gate: bool = True,
+        resume: str | None = None,
     ) -> None:
         self.gate = EchoGate(MIC_RATE) if echo_gate else None
         self.speaker = SimulatedSpeaker(preroll_ms, self.gate.played if self.gate else None)
@@ -44,7 +45,7 @@ class ScriptedSatellite:
         source = EchoGatedSource(self.mic, self.gate) if self.gate else self.mic
         self.seen: list[Seen] = []
         self.client = SessionClient(
-            uri, SessionRequest(name=name, area=area), source, self.speaker, self._record, 1.0
+            uri, SessionRequest(name=name, area=area, resume=resume), source, self.speaker, self._record, 1.0
         )
         self._task: asyncio.Task[SessionStarted] | None = None
 
