@@ -160,3 +160,25 @@ async def test_bad_settings_are_named_and_nothing_starts(tmp_path: Path) -> None
     assert "activation.wake_word = 'hey_siri'" in run.output()
     assert "okay_nabu" in run.output()
     assert "Traceback" not in run.output()
+
+
+async def test_programs_as_microphone_and_speaker(
+    server: ServerProcess, speech: Speech, whisper: WhisperModel, tmp_path: Path
+) -> None:
+    """`--mic-command` / `--snd-command` as arecord and aplay would be used, with cat."""
+    said = spoken(speech, 0.5, "Okay Nabu.", 0.4, "What is the weather like today?", 2.0)
+    raw_in = tmp_path / "mic.raw"
+    raw_in.write_bytes((said * 32767).astype("<i2").tobytes())
+    raw_out = tmp_path / "out.raw"
+    run = await SatelliteProcess(
+        "--server", server.uri, "--name", "hall",
+        "--mic-command", f"cat {raw_in}",
+        "--snd-command", f"sh -c 'cat > {raw_out}'", "--snd-command-rate", "16000",
+        "--snd-command-channels", "2",
+    ).start()  # fmt: skip
+    assert await run.finish() == 0, run.output()
+    stereo = np.frombuffer(raw_out.read_bytes(), "<i2").reshape(-1, 2).astype(np.float32) / 32768
+    assert np.array_equal(stereo[:, 0], stereo[:, 1])
+    segments, _ = whisper.transcribe(stereo[:, 0].copy())
+    words = re.findall(r"[a-z']+", " ".join(s.text for s in segments).lower())
+    assert len(words) >= 3, words

@@ -72,6 +72,8 @@ class Conversation:
         if not self.is_open:
             self.is_open = True
             self.on_change(ConversationChange.OPENED, reason)
+            if self.speech.speaking:  # the wake word and the question run together
+                self.on_change(ConversationChange.SPEECH_STARTED, "")
 
     def close(self, reason: str) -> None:
         if self.is_open:
