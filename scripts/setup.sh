@@ -38,7 +38,16 @@ if [ "$what" = satellite ]; then
   echo "Ready: ${VENV:-.venv-satellite}"
   exit 0
 fi
-[ "$what" = test ] && install_satellite .venv-satellite
+if [ "$what" = test ]; then
+  install_satellite .venv-satellite
+  # A real audio server for the sound card test (it skips without one).
+  if ! command -v pulseaudio >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "Installing PulseAudio and PortAudio for the sound card test…"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        pulseaudio pulseaudio-utils libportaudio2; } >/dev/null \
+      || echo "Could not install PulseAudio: the sound card test will skip" >&2
+  fi
+fi
 
 venv=${VENV:-.venv}
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
