@@ -74,6 +74,9 @@ async def test_a_flush_fades_to_silence_at_once_and_reports_what_was_heard() -> 
     # In the reply's own samples, the fade included: it too is heard.
     assert abs(played - REPLY.rate * (250 + FADE_MS) / 1000) <= 2
     after = pull_ms(buffer, 20)
+    reply = buffer.replies["r1"]
+    assert reply.silent_at is not None and reply.flushed_at is not None
+    assert FADE_MS / 1000 <= reply.silent_at - reply.flushed_at < 0.05
     fade = int(OUT * FADE_MS / 1000)
     assert np.abs(after[:fade]).max() > 0 and not after[fade:].any()
     assert np.abs(after[fade - 10 : fade]).max() < np.abs(after[:10]).max()  # fading out

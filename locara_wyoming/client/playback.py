@@ -42,6 +42,8 @@ class ReplyPlayback:
     complete: bool = False
     audible_at: float | None = None
     flushed_at: float | None = None
+    silent_at: float | None = None
+    """When a flushed reply's last sound left the output."""
     underruns: int = 0
     received_audio: list[np.ndarray] = field(default_factory=list)
     """Everything received (when the buffer keeps audio), for checking what was said."""
@@ -68,6 +70,8 @@ class PlaybackBuffer:
         self.rate = rate
         self.preroll_ms = preroll_ms
         self.volume = volume
+        self.output_latency_s = 0.0
+        """How long a pulled block takes to be heard (a sound card's buffer)."""
         self.keep_audio = keep_audio
         self.replies: dict[str, ReplyPlayback] = {}
         self.underruns = 0
@@ -75,6 +79,7 @@ class PlaybackBuffer:
         self._clock = clock
         self._queue: list[str] = []
         self._fade_tail = np.zeros(0, np.float32)
+        self._fading: ReplyPlayback | None = None
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -131,6 +136,9 @@ class PlaybackBuffer:
                 if self._queue and self._queue[0] == reply_id and reply.audible_at is not None:
                     fade = self._take(reply, round(self.rate * FADE_MS / 1000))
                     self._fade_tail = fade * np.linspace(1.0, 0.0, len(fade), dtype=np.float32)
+                    self._fading = reply
+                else:
+                    reply.silent_at = reply.flushed_at
                 reply._buffered, reply._buffered_count = [], 0
                 self._finish(reply)
         return reply.played
@@ -150,6 +158,8 @@ class PlaybackBuffer:
             filled = min(frames, len(self._fade_tail))
             out[:filled] = self._fade_tail[:filled]
             self._fade_tail = self._fade_tail[filled:]
+            if self._fading is not None and not len(self._fade_tail):
+                self._faded(self._fading, filled)
             while filled < frames and self._queue:
                 reply = self.replies[self._queue[0]]
                 if reply._finished:
@@ -188,6 +198,15 @@ class PlaybackBuffer:
         )
         return taken
 
+    def _faded(self, reply: ReplyPlayback, samples: int) -> None:
+        self._fading = None
+        reply.silent_at = self._clock() + samples / self.rate + self.output_latency_s
+        assert reply.flushed_at is not None
+        _LOGGER.info(
+            "Flushed: silent %.1f ms after the signal",
+            1000 * (reply.silent_at - reply.flushed_at),
+        )
+
     def _note_underrun(self, reply: ReplyPlayback) -> None:
         if reply._dry:
             return  # one underrun per dry spell, however many pulls it lasts
@@ -202,6 +221,11 @@ class PlaybackBuffer:
         reply._finished = True
         if reply.complete and reply.flushed_at is None:
             reply.played = reply.received
+            _LOGGER.info(
+                "Played a reply of %.1f s, %d underruns",
+                reply.received / reply.audio.rate,
+                reply.underruns,
+            )
         if self._loop is not None:
             self._loop.call_soon_threadsafe(reply.done.set)
 

@@ -119,6 +119,7 @@ class SoundCardSpeaker(Speaker):
             callback=callback,
         )
         self._stream.start()
+        self.output_latency_s = float(self._stream.latency)
 
     async def close(self) -> None:
         if self._stream is not None:
