@@ -76,6 +76,14 @@ def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         help="also measure wyoming-faster-whisper → handle → wyoming-piper (needs [bench])",
     )
     voice.add_argument("--utterances", type=Path, help="a folder of .wav questions to ask")
+    satellite = bench.add_parser(
+        "satellite", help="the room satellite's memory, CPU, underruns and flush-to-silence"
+    )
+    satellite.add_argument("--rounds", type=int, default=5, help="stories interrupted")
+    satellite.add_argument(
+        "--satellite-python", type=Path, help="the satellite's Python (.venv-satellite's)"
+    )
+    satellite.add_argument("--json", type=Path, help="also write the results to this file")
     for command in (services, voice):
         command.add_argument("--config", type=Path, help="server configuration to measure")
         command.add_argument("--json", type=Path, help="also write the results to this file")
@@ -144,6 +152,10 @@ def _bench(args: argparse.Namespace) -> int:
             utterances=args.utterances,
         )
         return run_voice_bench(args.config, options, args.json)
+    if args.bench == "satellite":
+        from .bench.satellite import run_satellite_bench
+
+        return run_satellite_bench(args.rounds, args.satellite_python, args.json)
     from .bench.services import run_services_bench
 
     return run_services_bench(config_path=args.config, runs=args.runs, json_path=args.json)

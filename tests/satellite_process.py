@@ -13,15 +13,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SATELLITE_PYTHON = ROOT / ".venv-satellite" / "bin" / "python"
 
 
-def write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
-
-
 def read_wav(path: Path) -> tuple[int, np.ndarray]:
     with wave.open(str(path), "rb") as wav:
         pcm = wav.readframes(wav.getnframes())

@@ -3,18 +3,24 @@ with WAV files as microphone and speaker, against a real server over TCP."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import signal
+import socket
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import soxr
 from faster_whisper import WhisperModel
+from wyoming.client import AsyncClient
+from wyoming.event import Event
 
 from locara_wyoming.bench.server_process import ServerProcess
+from locara_wyoming.bench.utterances import write_wav
 
 from .conftest import TEST_CONFIG, Speech
-from .satellite_process import SATELLITE_PYTHON, SatelliteProcess, read_wav, write_wav
+from .satellite_process import SATELLITE_PYTHON, SatelliteProcess, read_wav
 
 RATE = 16000
 
@@ -34,6 +40,14 @@ def words_in(path: Path, whisper: WhisperModel) -> list[str]:
     rate, audio = read_wav(path)
     segments, _ = whisper.transcribe(soxr.resample(audio, rate, RATE).astype(np.float32))
     return re.findall(r"[a-z']+", " ".join(s.text for s in segments).lower())
+
+
+async def sessions_on(server: ServerProcess) -> list[dict[str, object]]:
+    async with AsyncClient.from_uri(server.uri) as client:
+        await client.write_event(Event(type="locara-status"))
+        answer = await asyncio.wait_for(client.read_event(), 10)
+    assert answer is not None
+    return list(answer.data["sessions"])
 
 
 def satellite(server: ServerProcess, mic: Path, out: Path, *more: str) -> SatelliteProcess:
@@ -63,9 +77,16 @@ async def test_a_conversation_opened_by_the_wake_word(
         spoken(speech, 1.0, "Okay Nabu.", 0.4, "What is the weather like today?", 2.0),
     )
     out = tmp_path / "out.wav"
-    run = await satellite(server, mic, out).start()
+    t = np.arange(int(0.2 * 44100)) / 44100
+    chime = write_wav(tmp_path / "chime.wav", 0.3 * np.sin(2 * np.pi * 880 * t), rate=44100)
+    run = await satellite(server, mic, out, "--wake-sound", str(chime)).start()
     assert await run.finish() == 0, run.output()
     assert run.lines("Conversation opened: wake word okay_nabu"), run.output()
+    rate, audio = read_wav(out)
+    first = int(np.flatnonzero(np.abs(audio) > 0.05)[0])
+    assert 1.5 < first / rate < 3.5  # as the wake word ends, before any reply
+    sound = audio[first : first + rate // 10]
+    assert abs(np.argmax(np.abs(np.fft.rfft(sound))) * rate / len(sound) - 880) < 20
     states = [line.rsplit("State: ", 1)[1] for line in run.lines("State: ")]
     assert states[:5] == ["connecting", "idle", "listening", "thinking", "speaking"], states
     words = words_in(out, whisper)
@@ -120,6 +141,10 @@ async def test_the_satellite_reconnects_and_resumes_after_a_server_restart(
     try:
         connected = await run.wait_for("Connected: session ")
         session_id = connected.rsplit(" ", 1)[1]
+        await run.wait_for("State: listening")
+        seen = [s for s in await sessions_on(first) if s["session_id"] == session_id]
+        assert seen[0]["name"] == socket.gethostname()  # the default name
+        assert seen[0]["state"] == "listening"
         first.kill()
         await first.stop()
         await run.wait_for("trying again")
@@ -135,6 +160,21 @@ async def test_the_satellite_reconnects_and_resumes_after_a_server_restart(
     finally:
         assert await run.stop() == 0, run.output()
     assert any("Stopped" in line for line in run.log)
+
+
+async def test_push_to_talk_opens_on_a_signal(
+    server: ServerProcess, speech: Speech, tmp_path: Path
+) -> None:
+    mic = write_wav(
+        tmp_path / "mic.wav", spoken(speech, 4.0, "What is the weather like today?", 2.0)
+    )
+    run = await satellite(server, mic, tmp_path / "out.wav", "--activation", "push").start()
+    await run.wait_for("State: idle")
+    assert run.process is not None
+    run.process.send_signal(signal.SIGUSR1)
+    await run.wait_for("Conversation opened: push-to-talk")
+    assert await run.finish() == 0, run.output()
+    assert run.lines("State: speaking"), run.output()
 
 
 async def test_discovery_finds_the_server_by_zeroconf(
@@ -165,7 +205,8 @@ async def test_bad_settings_are_named_and_nothing_starts(tmp_path: Path) -> None
 async def test_programs_as_microphone_and_speaker(
     server: ServerProcess, speech: Speech, whisper: WhisperModel, tmp_path: Path
 ) -> None:
-    """`--mic-command` / `--snd-command` as arecord and aplay would be used, with cat."""
+    """`--mic-command` / `--snd-command` as arecord and aplay would be used, with cat;
+    only speech goes out (`--no-send-silence`) and the turn still ends."""
     said = spoken(speech, 0.5, "Okay Nabu.", 0.4, "What is the weather like today?", 2.0)
     raw_in = tmp_path / "mic.raw"
     raw_in.write_bytes((said * 32767).astype("<i2").tobytes())
@@ -174,7 +215,7 @@ async def test_programs_as_microphone_and_speaker(
         "--server", server.uri, "--name", "hall",
         "--mic-command", f"cat {raw_in}",
         "--snd-command", f"sh -c 'cat > {raw_out}'", "--snd-command-rate", "16000",
-        "--snd-command-channels", "2",
+        "--snd-command-channels", "2", "--no-send-silence",
     ).start()  # fmt: skip
     assert await run.finish() == 0, run.output()
     stereo = np.frombuffer(raw_out.read_bytes(), "<i2").reshape(-1, 2).astype(np.float32) / 32768

@@ -19,9 +19,10 @@ import pytest
 from faster_whisper import WhisperModel
 
 from locara_wyoming.bench.server_process import ServerProcess
+from locara_wyoming.bench.utterances import write_wav
 
 from .conftest import Speech
-from .satellite_process import SatelliteProcess, read_wav, write_wav
+from .satellite_process import SatelliteProcess, read_wav
 
 NEEDED = ("pulseaudio", "pactl", "paplay", "parecord")
 

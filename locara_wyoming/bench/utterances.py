@@ -53,3 +53,13 @@ def load_wavs(folder: Path) -> list[np.ndarray]:
             pcm = wav.readframes(wav.getnframes())
         spoken.append(MonoConverter(audio, MIC_RATE).convert(pcm, last=True))
     return spoken
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int = MIC_RATE) -> Path:
+    """Mono float32 samples as a 16-bit WAV file."""
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return path

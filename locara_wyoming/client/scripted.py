@@ -45,7 +45,12 @@ class ScriptedSatellite:
         source = EchoGatedSource(self.mic, self.gate) if self.gate else self.mic
         self.seen: list[Seen] = []
         self.client = SessionClient(
-            uri, SessionRequest(name=name, area=area, resume=resume), source, self.speaker, self._record, 1.0
+            uri,
+            SessionRequest(name=name, area=area, resume=resume),
+            source,
+            self.speaker,
+            self._record,
+            1.0,
         )
         self._task: asyncio.Task[SessionStarted] | None = None
 
