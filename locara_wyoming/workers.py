@@ -30,6 +30,10 @@ class ModelWorker:
         self._gate = asyncio.Semaphore(concurrency)
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=name)
 
+    def busy(self) -> bool:
+        """Whether every slot is taken (or waited for) right now."""
+        return self._gate.locked()
+
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Hold one of the model's slots, waiting at most `wait_s` for it."""

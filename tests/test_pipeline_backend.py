@@ -45,6 +45,7 @@ class PromptLog(ChatModel):
 
     llm: ChatModel
     prompts: list[list[ChatMessage]] = field(default_factory=list)
+    prefills: list[list[ChatMessage]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.description = self.llm.description
@@ -55,6 +56,10 @@ class PromptLog(ChatModel):
     def stream_reply(self, messages: list[ChatMessage]) -> AsyncGenerator[str, None]:
         self.prompts.append(list(messages))
         return self.llm.stream_reply(messages)
+
+    async def prefill(self, messages: list[ChatMessage]) -> None:
+        self.prefills.append(list(messages))
+        await self.llm.prefill(messages)
 
 
 @pytest.fixture
@@ -117,6 +122,9 @@ async def test_each_turn_reaches_the_llm_with_the_turns_before_it(
         {"role": "user", "content": turns[0].user},
         {"role": "assistant", "content": turns[0].assistant},
     ]
+    # While the first reply played, the model already read the second prompt up to its
+    # new words: that start is what it was given to prefill.
+    assert backend._agent.llm.prefills[0] == second[:-1]
 
 
 async def test_barge_in_keeps_only_the_words_heard(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -30,18 +31,34 @@ class AgentReply:
 
 
 class ConversationAgent:
+    """Answers as a persona, remembering each conversation.
+
+    Once a reply is written, the next turn's prompt up to its new words is known:
+    the model reads it while idle (`ChatModel.prefill`). Without that, each turn
+    after the history window starts to slide would read the whole history again
+    (seconds with a small model on two cores) before its first word.
+    """
+
     def __init__(self, llm: ChatModel, store: ConversationStore) -> None:
         self.llm = llm
         self.store = store
+        self._prefills: set[asyncio.Task[None]] = set()
 
     def respond(self, persona: PersonaConfig, conversation_id: str, text: str) -> AgentReply:
         conversation = self.store.get(conversation_id)
         messages = conversation.messages(persona.system_prompt, text)
         turn = Turn(user=text, assistant="", interrupted=True)
         conversation.turns.append(turn)
-        return AgentReply(turn, self._write(messages, turn), conversation)
+        written = self._write(messages, turn, persona, conversation)
+        return AgentReply(turn, written, conversation)
 
-    async def _write(self, messages: list[ChatMessage], turn: Turn) -> AsyncGenerator[str, None]:
+    async def _write(
+        self,
+        messages: list[ChatMessage],
+        turn: Turn,
+        persona: PersonaConfig,
+        conversation: Conversation,
+    ) -> AsyncGenerator[str, None]:
         written = ""
         async with contextlib.aclosing(self.llm.stream_reply(messages)) as pieces:
             async for piece in pieces:
@@ -49,3 +66,8 @@ class ConversationAgent:
                 turn.assistant = written.strip()
                 yield piece
         turn.interrupted = False
+        prefill = asyncio.create_task(
+            self.llm.prefill(conversation.messages(persona.system_prompt, None))
+        )
+        self._prefills.add(prefill)
+        prefill.add_done_callback(self._prefills.discard)

@@ -22,13 +22,15 @@ class Conversation:
     turns: deque[Turn]
     last_used: float = field(default=0.0)
 
-    def messages(self, system_prompt: str, user_text: str) -> list[ChatMessage]:
+    def messages(self, system_prompt: str, user_text: str | None) -> list[ChatMessage]:
+        """The prompt for a new user turn; without one, the start every next prompt shares."""
         messages: list[ChatMessage] = [{"role": "system", "content": system_prompt}]
         for turn in self.turns:
             messages.append({"role": "user", "content": turn.user})
             assistant = f"{turn.assistant}…" if turn.interrupted else turn.assistant
             messages.append({"role": "assistant", "content": assistant})
-        messages.append({"role": "user", "content": user_text})
+        if user_text is not None:
+            messages.append({"role": "user", "content": user_text})
         return messages
 
 

@@ -37,6 +37,11 @@ class ChatModel(ABC):
     def stream_reply(self, messages: list[ChatMessage]) -> AsyncGenerator[str, None]:
         """Yield the reply's text pieces as the model produces them."""
 
+    @abstractmethod
+    async def prefill(self, messages: list[ChatMessage]) -> None:
+        """Read the start of a coming prompt now, if the model is idle, so that only the
+        new words are left to read when the prompt comes."""
+
 
 class LlamaCppChat(ChatModel):
     def __init__(self, config: LlmConfig, limits: LimitsConfig) -> None:
@@ -77,6 +82,16 @@ class LlamaCppChat(ChatModel):
                 n_threads=threads,
                 verbose=False,
             )
+        )
+
+    async def prefill(self, messages: list[ChatMessage]) -> None:
+        llama = self._llama
+        if llama is None or self._worker.busy():
+            return  # a real turn goes first; it reads what it needs itself
+        # llama.cpp keeps what it has read and reuses the longest common start of the
+        # next prompt; one generated token is the least a completion can do.
+        await self._worker.call(
+            lambda: llama.create_chat_completion(messages=messages, max_tokens=1, temperature=0)
         )
 
     def stream_reply(self, messages: list[ChatMessage]) -> AsyncGenerator[str, None]:
@@ -134,6 +149,9 @@ class OpenAiChat(ChatModel):
                 f"llm.model = {self.config.model!r} is not served at {self.config.url}; "
                 f"it serves {names}"
             )
+
+    async def prefill(self, messages: list[ChatMessage]) -> None:
+        """Nothing: the endpoints cache prompt prefixes themselves (vLLM, Ollama, llama.cpp)."""
 
     async def stream_reply(self, messages: list[ChatMessage]) -> AsyncGenerator[str, None]:
         async with self._worker.slot():
