@@ -188,10 +188,18 @@ class PlaybackBuffer:
         return out
 
     def _take(self, reply: ReplyPlayback, count: int) -> np.ndarray:
-        available = np.concatenate(reply._buffered) if reply._buffered else np.zeros(0, np.float32)
-        taken, rest = available[:count], available[count:]
-        reply._buffered = [rest] if len(rest) else []
-        reply._buffered_count = len(rest)
+        # From the front chunks only: a long reply can hold minutes of audio here.
+        parts, needed = [], count
+        while needed > 0 and reply._buffered:
+            head = reply._buffered[0]
+            parts.append(head[:needed])
+            if len(head) > needed:
+                reply._buffered[0] = head[needed:]
+            else:
+                reply._buffered.pop(0)
+            needed -= len(parts[-1])
+        taken = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        reply._buffered_count -= len(taken)
         reply._output_played += len(taken)
         reply.played = min(
             reply.received, round(reply._output_played * reply.audio.rate / self.rate)
