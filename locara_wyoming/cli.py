@@ -163,8 +163,10 @@ def _bench(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # A benchmark's progress lines are its log; the clients it runs stay quiet.
+    quiet = logging.WARNING if args.command == "bench" else logging.INFO
     logging.basicConfig(
-        level=logging.DEBUG if getattr(args, "debug", False) else logging.INFO,
+        level=logging.DEBUG if getattr(args, "debug", False) else quiet,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
