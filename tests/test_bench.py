@@ -1,4 +1,5 @@
-"""`locara-wyoming bench voice` end to end: a short run against a real server and stock chain."""
+"""`locara-wyoming bench voice` end to end (a short run against a real server and the stock
+chain), and `bench satellite`'s checks of its options."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import sys
 from pathlib import Path
 
 
-def bench(*args: str) -> subprocess.CompletedProcess[str]:
+def bench(*args: str, command: str = "voice") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "locara_wyoming", "bench", "voice", *args],
+        [sys.executable, "-m", "locara_wyoming", "bench", command, *args],
         capture_output=True,
         text=True,
         timeout=900,
@@ -53,3 +54,10 @@ def test_a_short_voice_bench_reports_every_number(tmp_path: Path) -> None:
     assert results["concurrent_v2v_ms"]["p50"] > 0
     assert "idle_satellite_pct_of_core" in results
     assert results["rss_mb"]["after_bench"] > 100
+
+
+def test_the_satellite_bench_names_a_bad_option() -> None:
+    result = bench("--rounds", "0", command="satellite")
+    assert result.returncode == 2
+    assert "--rounds must be at least 1" in result.stderr
+    assert "Starting the server" not in result.stderr

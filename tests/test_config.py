@@ -10,6 +10,7 @@ import pytest
 
 from locara_wyoming.config import ConfigError, load_config
 from locara_wyoming.embedded_models import EmbeddedModel, ModelMissingError
+from satellite.config import Activation, load_satellite_config
 
 from .conftest import serve_expecting_failure
 
@@ -23,9 +24,21 @@ def test_no_file_gives_embedded_defaults() -> None:
     assert config.persona().name == "locara"
 
 
-@pytest.mark.parametrize("example", sorted(CONFIG_DIR.glob("*.toml")), ids=lambda p: p.name)
+SERVER_EXAMPLES = sorted(set(CONFIG_DIR.glob("*.toml")) - {CONFIG_DIR / "satellite.toml"})
+
+
+@pytest.mark.parametrize("example", SERVER_EXAMPLES, ids=lambda p: p.name)
 def test_shipped_examples_are_valid(example: Path) -> None:
     load_config(example)
+
+
+def test_the_satellite_example_is_valid_and_flags_win() -> None:
+    example = CONFIG_DIR / "satellite.toml"
+    config = load_satellite_config(example, {})
+    assert config.name == "kitchen" and config.activation.mode is Activation.WAKE
+    flagged = load_satellite_config(example, {"area": "Hall", "activation.idle_s": 3.0})
+    assert flagged.area == "Hall" and flagged.activation.idle_s == 3.0
+    assert flagged.activation.wake_word == "okay_nabu"  # the file's, untouched
 
 
 BAD_FILES = [
