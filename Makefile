@@ -14,6 +14,6 @@ test:
 	$(VENV)/bin/python -m pytest $(ARGS)
 
 lint:
-	$(VENV)/bin/ruff check locara_wyoming tests
-	$(VENV)/bin/ruff format --check locara_wyoming tests
+	$(VENV)/bin/ruff check locara_wyoming satellite tests
+	$(VENV)/bin/ruff format --check locara_wyoming satellite tests
 	$(VENV)/bin/mypy
