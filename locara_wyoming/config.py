@@ -167,6 +167,12 @@ class LimitsConfig(_Section):
     max_conversations: PositiveInt = 1000
     model_wait_s: PositiveFloat = 30.0
     """How long a request waits for a busy model before it gets a `busy` error."""
+    idle_connection_s: PositiveFloat = 60.0
+    """A connection without a session that sends no whole event for this long, while
+    none of its requests is being served, is closed (slow or silent clients)."""
+    stalled_client_s: PositiveFloat = 10.0
+    """A client that takes longer than this to accept one event (it stopped reading) is
+    dropped, so that what is queued for it stays bounded."""
 
 
 class ServerConfig(_Section):

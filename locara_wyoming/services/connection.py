@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -107,6 +108,8 @@ class WyomingConnection(AsyncEventHandler):
         self._language: str | None = None
         self._stream: StreamingSynthesis | None = None
         self._link: SessionLink | None = None
+        self._last_activity = time.monotonic()
+        self._serving = False
 
     # -- reading ---------------------------------------------------------------
 
@@ -116,18 +119,18 @@ class WyomingConnection(AsyncEventHandler):
         try:
             while True:
                 try:
-                    async with asyncio.timeout(self._read_timeout()):
-                        event = await read_event(self.reader, self._limits)
+                    event = await self._next_event()
                 except ProtocolError as error:
                     _LOGGER.warning("%s: %s; closing", self.peer, error.text)
                     await self._send_error(error.code, error.text)
                     break
-                except TimeoutError:
-                    _LOGGER.info("%s: no event within the keep-alive time; closing", self.peer)
-                    await self._send_error("timeout", "no event within the keep-alive time")
+                except TimeoutError as timeout:
+                    _LOGGER.info("%s: %s; closing", self.peer, timeout)
+                    await self._send_error("timeout", str(timeout))
                     break
                 if event is None:
                     break
+                self._last_activity = time.monotonic()
                 try:
                     if not await self.handle_event(event):
                         break
@@ -147,8 +150,49 @@ class WyomingConnection(AsyncEventHandler):
             if self._on_close is not None:
                 self._on_close(self)
 
-    def _read_timeout(self) -> float | None:
-        return self.context.config.sessions.keepalive_s if self._link is not None else None
+    async def _next_event(self) -> Event | None:
+        """The next whole event, or TimeoutError for a client that has gone quiet.
+
+        A session must send something (audio, a ping) every `keepalive_s`; any other
+        connection must finish an event within `idle_connection_s` unless one of its
+        requests is being served (then it is waiting for us, not idling).
+        """
+        if self._link is not None:  # the hot path: audio 50 times a second
+            keepalive = self.context.config.sessions.keepalive_s
+            try:
+                async with asyncio.timeout(keepalive):
+                    return await read_event(self.reader, self._limits)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"no event within the keep-alive time ({keepalive:g} s)"
+                ) from None
+        limit = self.context.config.limits.idle_connection_s
+        read = asyncio.ensure_future(read_event(self.reader, self._limits))
+        try:
+            while True:
+                if self._serving or not self._requests.empty():
+                    self._last_activity = time.monotonic()
+                left = self._last_activity + limit - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no event within the idle time ({limit:g} s)")
+                done, _ = await asyncio.wait([read], timeout=min(left, 1.0))
+                if done:
+                    return read.result()
+        finally:
+            read.cancel()
+
+    async def write_event(self, event: Event) -> None:
+        """Send an event; a client that stops reading is dropped rather than queued for."""
+        limit = self.context.config.limits.stalled_client_s
+        try:
+            async with asyncio.timeout(limit):
+                await super().write_event(event)
+        except TimeoutError:
+            _LOGGER.warning(
+                "%s: took over %g s to accept an event (not reading); dropping it", self.peer, limit
+            )
+            self.writer.transport.abort()
+            raise ConnectionResetError("the client stopped reading") from None
 
     async def disconnect(self) -> None:
         if self._link is not None:
@@ -274,6 +318,7 @@ class WyomingConnection(AsyncEventHandler):
     async def _serve_requests(self) -> None:
         while True:
             request = await self._requests.get()
+            self._serving = True
             try:
                 await request()
             except RequestError as error:
@@ -289,6 +334,9 @@ class WyomingConnection(AsyncEventHandler):
             except Exception as error:  # a model failure ends the request, not the server
                 _LOGGER.exception("%s: request failed", self.peer)
                 await self._send_error("internal", f"request failed: {error}")
+            finally:
+                self._serving = False
+                self._last_activity = time.monotonic()
 
     # -- asr ----------------------------------------------------------------------
 

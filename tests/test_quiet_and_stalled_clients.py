@@ -1,0 +1,118 @@
+"""Clients that go quiet or stop reading: timed out or dropped, at a bounded cost, while
+everyone else is served. A server of its own with short limits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psutil
+import pytest
+from wyoming.event import Event, async_write_event
+from wyoming.tts import Synthesize
+
+from locara_wyoming.bench.server_process import ServerProcess
+
+from .test_bad_input import expect_alive, expect_closed, expect_error, next_event, raw_connection
+
+LIMITS = """
+[limits]
+idle_connection_s = 1.5
+stalled_client_s = 2.0
+"""
+LONG_TEXT = " ".join(["The quick brown fox jumps over the lazy dog, again and again."] * 150)
+
+
+@pytest.fixture(scope="module")
+async def strict_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
+    process = ServerProcess(tmp_path_factory.mktemp("strict"), LIMITS)
+    await process.start()
+    yield process
+    await process.stop()
+
+
+async def test_a_silent_connection_is_timed_out(strict_server: ServerProcess) -> None:
+    async with raw_connection(strict_server) as (reader, _writer):
+        started = time.monotonic()
+        error = await expect_error(reader, "timeout")
+        assert "idle time" in error.text
+        await expect_closed(reader)
+        assert 1.4 < time.monotonic() - started < 5
+
+
+async def test_a_header_sent_a_byte_at_a_time_is_timed_out(strict_server: ServerProcess) -> None:
+    """Bytes that make no whole event do not count as activity."""
+    async with raw_connection(strict_server) as (reader, writer):
+        started = time.monotonic()
+        for byte in b'{"type":':  # 8 bytes over 1.6 s, then nothing more
+            writer.write(bytes([byte]))
+            await asyncio.sleep(0.2)
+        await expect_error(reader, "timeout")
+        # Had each byte restarted the clock, the timeout would come 1.5 s after the last.
+        assert time.monotonic() - started < 1.6 + 1.5
+
+
+async def test_a_client_waiting_for_a_long_answer_is_not_idle(
+    strict_server: ServerProcess,
+) -> None:
+    """Synthesis of 15 sentences takes longer than the idle limit; the client gets it all."""
+    async with raw_connection(strict_server) as (reader, writer):
+        await async_write_event(Synthesize(text=LONG_TEXT[:1000]).event(), writer)
+        started, chunks = time.monotonic(), 0
+        while (event := await next_event(reader)) is not None and event.type != "audio-stop":
+            chunks += event.type == "audio-chunk"
+        assert event is not None and chunks > 10
+        assert time.monotonic() - started > 1.5  # longer than the idle limit
+        await expect_alive(writer, reader)
+
+
+async def test_a_client_that_stops_reading_is_dropped_at_a_bounded_cost(
+    strict_server: ServerProcess, tmp_path: Path
+) -> None:
+    server = psutil.Process(strict_server.pid)
+    stalled = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(stalled, (strict_server.host, strict_server.port))
+    reader, writer = await asyncio.open_connection(sock=stalled)
+    request = Synthesize(text=LONG_TEXT[:4000]).event()
+
+    async def keep_alive() -> None:  # the idle limit is short here
+        while True:
+            await async_write_event(Event("ping"), writer)
+            await asyncio.sleep(0.5)
+
+    pinging = asyncio.create_task(keep_alive())
+    try:
+        async with raw_connection(strict_server) as (good_reader, good_writer):  # the baseline
+            await async_write_event(request, good_writer)
+            while (event := await next_event(good_reader)) is not None:
+                if event.type == "audio-stop":
+                    break
+        pinging.cancel()
+        before = server.memory_info().rss  # Piper's buffers have grown to this text already
+        await async_write_event(request, writer)  # the same minutes of audio, never read
+        peak = before
+        async with raw_connection(strict_server) as (other_reader, other_writer):
+            for _ in range(40):  # others are served all along
+                await expect_alive(other_writer, other_reader)
+                peak = max(peak, server.memory_info().rss)
+                if any("not reading" in line for line in strict_server.log):
+                    break
+                await asyncio.sleep(0.5)
+        assert any("(not reading); dropping it" in line for line in strict_server.log)
+        assert (peak - before) / 2**20 <= 10, f"grew {(peak - before) / 2**20:.1f} MB"
+        with contextlib.suppress(ConnectionError):  # reset, or closed: either way gone
+            async with asyncio.timeout(10):
+                while await reader.read(65536):
+                    pass  # what the kernel held from before the drop
+    finally:
+        pinging.cancel()
+        writer.close()
+    async with raw_connection(strict_server) as (reader, writer):
+        await async_write_event(Event("describe"), writer)
+        assert (await next_event(reader)) is not None
