@@ -7,10 +7,18 @@ empty file (or none) is a working configuration. Errors name the key and value.
 from __future__ import annotations
 
 import tomllib
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 EMBEDDED = "embedded"
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -183,6 +191,24 @@ class ServerConfig(_Section):
     zeroconf_interfaces: list[str] | None = None
     """Addresses to advertise on; all interfaces when unset."""
     data_dir: str = "~/.local/share/locara-wyoming"
+    allowed_clients: list[str] | None = None
+    """Addresses or networks (`192.168.1.0/24`, `10.0.0.5`) that may connect; all when unset.
+    Wyoming has no authentication: this is how to keep the rest of a network out."""
+
+    @field_validator("allowed_clients")
+    @classmethod
+    def _networks(cls, value: list[str] | None) -> list[str] | None:
+        for entry in value or []:
+            try:
+                ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return value
+
+    def allowed_networks(self) -> list[IPv4Network | IPv6Network] | None:
+        if self.allowed_clients is None:
+            return None
+        return [ip_network(entry, strict=False) for entry in self.allowed_clients]
 
 
 class LocaraConfig(_Section):

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -28,25 +29,34 @@ SHUTDOWN_GRACE_S = 5.0
 
 
 class RefusedConnection(AsyncEventHandler):
-    """Answers a connection over `limits.max_connections` with an error and closes it."""
+    """Answers a connection the server will not serve with an error, and closes it."""
 
     def __init__(
-        self, limit: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, code: str, reason: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         super().__init__(reader, writer)
-        self.limit = limit
+        self.code = code
+        self.reason = reason
 
     async def handle_event(self, event: object) -> bool:
         return False
 
     async def run(self) -> None:
-        _LOGGER.warning(
-            "Refusing %s: %d connections open", self.writer.get_extra_info("peername"), self.limit
-        )
+        _LOGGER.warning("Refusing %s: %s", self.writer.get_extra_info("peername"), self.reason)
         with contextlib.suppress(ConnectionError, OSError):
-            error = Error(text=f"server is at its limit of {self.limit} connections", code="busy")
-            await async_write_event(error.event(), self.writer)
+            await async_write_event(Error(text=self.reason, code=self.code).event(), self.writer)
         self.writer.close()
+
+
+def client_allowed(peer: object, allowed: list[IPv4Network | IPv6Network] | None) -> bool:
+    """Whether a TCP peer's address is in the allow-list (no list, or a unix socket: yes)."""
+    if allowed is None or not isinstance(peer, tuple):
+        return True
+    try:
+        address = ip_address(peer[0])
+    except ValueError:
+        return False
+    return any(address in network for network in allowed)
 
 
 class LocaraServer:
@@ -58,14 +68,20 @@ class LocaraServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._context: ServerContext | None = None
         self._server = AsyncServer.from_uri(config.server.uri)
+        self._allowed = config.server.allowed_networks()
 
     def _connect(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> AsyncEventHandler:
         assert self._context is not None
+        if not client_allowed(writer.get_extra_info("peername"), self._allowed):
+            return RefusedConnection(
+                "forbidden", "this address is not in server.allowed_clients", reader, writer
+            )
         limit = self.config.limits.max_connections
         if len(self.connections) >= limit:
-            return RefusedConnection(limit, reader, writer)
+            reason = f"server is at its limit of {limit} connections"
+            return RefusedConnection("busy", reason, reader, writer)
         connection = WyomingConnection(self._context, reader, writer, on_close=self._closed)
         self.connections.add(connection)
         return connection
