@@ -76,6 +76,9 @@ def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         help="also measure wyoming-faster-whisper → handle → wyoming-piper (needs [bench])",
     )
     voice.add_argument("--utterances", type=Path, help="a folder of .wav questions to ask")
+    soak = bench.add_parser("soak", help="rooms in continuous conversation: failures and leaks")
+    soak.add_argument("--minutes", type=float, default=60.0, help="how long (default 60)")
+    soak.add_argument("--sessions", type=int, default=4, help="rooms at once (default 4)")
     satellite = bench.add_parser(
         "satellite", help="the room satellite's memory, CPU, underruns and flush-to-silence"
     )
@@ -84,7 +87,7 @@ def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "--satellite-python", type=Path, help="the satellite's Python (.venv-satellite's)"
     )
     satellite.add_argument("--json", type=Path, help="also write the results to this file")
-    for command in (services, voice):
+    for command in (services, voice, soak):
         command.add_argument("--config", type=Path, help="server configuration to measure")
         command.add_argument("--json", type=Path, help="also write the results to this file")
 
@@ -152,6 +155,10 @@ def _bench(args: argparse.Namespace) -> int:
             utterances=args.utterances,
         )
         return run_voice_bench(args.config, options, args.json)
+    if args.bench == "soak":
+        from .bench.soak import run_soak_bench
+
+        return run_soak_bench(args.config, args.minutes, args.sessions, args.json)
     if args.bench == "satellite":
         from .bench.satellite import run_satellite_bench
 
