@@ -1,5 +1,5 @@
 """`locara-wyoming bench voice` end to end (a short run against a real server and the stock
-chain), and `bench satellite`'s checks of its options."""
+chain), `bench soak` in short, and the benches' checks of their options."""
 
 from __future__ import annotations
 
@@ -61,3 +61,25 @@ def test_the_satellite_bench_names_a_bad_option() -> None:
     assert result.returncode == 2
     assert "--rounds must be at least 1" in result.stderr
     assert "Starting the server" not in result.stderr
+
+
+def test_the_soak_bench_names_bad_options() -> None:
+    result = bench("--minutes", "0", "--sessions", "0", command="soak")
+    assert result.returncode == 2
+    assert "--minutes must be more than 0" in result.stderr
+    assert "--sessions must be at least 1" in result.stderr
+
+
+def test_a_short_soak_reports_turns_memory_and_descriptors(tmp_path: Path) -> None:
+    out = tmp_path / "soak.json"
+    config = Path(__file__).parents[1] / "config" / "bench-voice.toml"
+    result = bench(
+        "--minutes", "0.4", "--sessions", "1", "--config", str(config), "--json", str(out),
+        command="soak",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results["turns"] >= 1 and results["failed_turns"] == 0, results["failures"]
+    assert results["rss_mb_start"] > 100 and results["rss_mb_end"] > 100
+    assert results["fds_start"] > 0 and results["fds_end"] > 0
+    assert {"bargeins", "reconnects", "rss_mb_by_minute"} <= set(results)
