@@ -77,6 +77,29 @@ def test_the_user_speaking_over_the_echo_gets_through(speech: Speech) -> None:
         assert judged[echo_only].mean() >= 0.97, gain
 
 
+def test_barge_ins_do_not_teach_the_gate_that_the_room_is_loud(speech: Speech) -> None:
+    """Talking over reply after reply: the last barge-in gets through like the first."""
+    replies = [speech.at_16k(text) for text in (
+        "Once upon a time there was a dragon who lived on a mountain.",
+        "The weather today is sunny and warm, with a light breeze.",
+    )]  # fmt: skip
+    user = speech.at_16k("Stop, please.")
+    start = RATE // 2
+    for gain in (0.0, 0.05):
+        gate = EchoGate(RATE)
+        passed = []
+        for round_ in range(12):
+            played = replies[round_ % 2]
+            mic = echo_of(played, gain)
+            mic[start : start + len(user)] += user
+            judged = np.array(run_gate(gate, played, mic))
+            during = np.zeros(len(judged), bool)
+            during[start // CHUNK : (start + len(user)) // CHUNK] = True
+            voiced = during & loud_chunks(np.pad(user, (start, len(mic))))[: len(judged)]
+            passed.append((~judged[voiced]).mean())
+        assert min(passed[1:]) >= 0.8, (gain, [round(p, 2) for p in passed])
+
+
 async def run_room(server: ServerProcess, speech: Speech, echo_gate: bool) -> bool:
     """A question in a loud room (echo at 0.3); whether the reply played to its end."""
     room = ScriptedSatellite(server.uri, "loud-room", echo_gain=0.3, echo_gate=echo_gate)
