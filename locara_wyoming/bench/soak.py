@@ -38,6 +38,8 @@ class RoomTally:
     turns: int = 0
     failed_turns: int = 0
     bargeins: int = 0
+    bargeins_missed: int = 0
+    """Stories still playing when talked over, yet not cut off."""
     reconnects: int = 0
     failures: list[str] = field(default_factory=list)
 
@@ -56,18 +58,20 @@ async def _ask(room: ScriptedSatellite, question: np.ndarray) -> None:
         await asyncio.wait_for(reply.done.wait(), REPLY_TIMEOUT_S)
 
 
-async def _interrupt(room: ScriptedSatellite, spoken: Spoken) -> bool:
-    """Ask for a story and talk over it; whether the story was cut off."""
+async def _interrupt(room: ScriptedSatellite, spoken: Spoken) -> bool | None:
+    """Ask for a story and talk over it: whether it was cut off, or None when it had
+    already ended (a persona told to answer briefly tells short stories)."""
     said = await room.say(spoken.story)
     _, story = await room.reply_after(said.voiced_end, REPLY_TIMEOUT_S)
     await asyncio.sleep(INTERRUPT_AFTER_S)
+    still_playing = not story.done.is_set()
     interruption = await room.say(spoken.interruption)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(story.done.wait(), 10)
     _, answer = await room.answer_after(interruption.voiced_end, REPLY_TIMEOUT_S)
     if answer is not None:
         await asyncio.wait_for(answer.done.wait(), REPLY_TIMEOUT_S)
-    return story.flushed_at is not None
+    return story.flushed_at is not None if still_playing else None
 
 
 async def _room(server: ServerProcess, name: str, spoken: Spoken, until: float) -> RoomTally:
@@ -80,7 +84,9 @@ async def _room(server: ServerProcess, name: str, spoken: Spoken, until: float) 
             errors_before = len(room.seen_of("error"))
             try:
                 if turn % STORY_EVERY == 0:
-                    tally.bargeins += await _interrupt(room, spoken)
+                    cut = await _interrupt(room, spoken)
+                    tally.bargeins += cut is True
+                    tally.bargeins_missed += cut is False
                 else:
                     await _ask(room, spoken.questions[turn % len(spoken.questions)])
                 if len(errors := room.seen_of("error")) > errors_before:
@@ -134,6 +140,7 @@ async def _soak(
         "turns": sum(t.turns for t in tallies),
         "failed_turns": sum(t.failed_turns for t in tallies),
         "bargeins": sum(t.bargeins for t in tallies),
+        "bargeins_missed": sum(t.bargeins_missed for t in tallies),
         "reconnects": sum(t.reconnects for t in tallies),
         "rss_mb_start": rss_start,
         "rss_mb_end": rss_mb(server.pid),
