@@ -22,12 +22,10 @@ class StatusLine:
     def __init__(self, on_change: Callable[[State], None] = lambda state: None) -> None:
         self.state: State | None = None
         self.on_change = on_change
-        self.history: list[State] = []
 
     def set(self, state: State) -> None:
         if state is self.state:
             return
         self.state = state
-        self.history.append(state)
         _LOGGER.info("State: %s", state.value)
         self.on_change(state)

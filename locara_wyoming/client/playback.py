@@ -143,12 +143,6 @@ class PlaybackBuffer:
                 self._finish(reply)
         return reply.played
 
-    def pending_ms(self) -> float:
-        """How much reply audio waits to be played."""
-        with self._lock:
-            waiting = sum(self.replies[r]._buffered_count for r in self._queue)
-        return 1000 * waiting / self.rate
-
     # -- the device's side (any thread) ------------------------------------------
 
     def pull(self, frames: int) -> np.ndarray:

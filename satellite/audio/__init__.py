@@ -5,13 +5,14 @@ model, the VAD and the server want); every speaker is a playback buffer that its
 output pulls from in real time.
 """
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 import numpy as np
 
 from locara_wyoming.audio_format import PcmFormat
-from locara_wyoming.client.playback import PlaybackBuffer
+from locara_wyoming.client.playback import PlaybackBuffer, paced_pulls
 
 MIC_FORMAT = PcmFormat(16_000, 2, 1)
 CHUNK_MS = 20
@@ -29,3 +30,28 @@ class Speaker(PlaybackBuffer, ABC):
 
     @abstractmethod
     async def close(self) -> None: ...
+
+
+class PacedSpeaker(Speaker):
+    """A speaker whose output takes blocks as they come (a file, a program's stdin), paced
+    here in real time as a sound card would pull them."""
+
+    _task: asyncio.Task[None] | None = None
+
+    @abstractmethod
+    async def _output(self, block: np.ndarray) -> None:
+        """Write one block of mono float32 at `rate`."""
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._play(), name=type(self).__name__)
+
+    async def _play(self) -> None:
+        async for block in paced_pulls(self):
+            await self._output(block)
+            if self.on_output is not None:
+                self.on_output(block)
+
+    async def _stop_playing(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)

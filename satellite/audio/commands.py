@@ -16,9 +16,8 @@ from collections.abc import AsyncIterator
 import numpy as np
 
 from locara_wyoming.audio_format import MonoConverter, PcmFormat, float_to_pcm16
-from locara_wyoming.client.playback import paced_pulls
 
-from . import CHUNK_MS, MIC_FORMAT, Speaker
+from . import CHUNK_MS, MIC_FORMAT, PacedSpeaker
 
 
 class CommandError(RuntimeError):
@@ -56,7 +55,7 @@ class CommandMicrophone:
             await process.wait()
 
 
-class CommandSpeaker(Speaker):
+class CommandSpeaker(PacedSpeaker):
     """Plays in real time into a program's stdin as 16-bit PCM at `rate` with `channels`."""
 
     def __init__(
@@ -71,25 +70,19 @@ class CommandSpeaker(Speaker):
         self.command = command
         self.channels = channels
         self._process: Process | None = None
-        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._process = await _start(self.command, stdin=asyncio.subprocess.PIPE)
-        self._task = asyncio.create_task(self._play(), name="command speaker")
+        await super().start()
 
-    async def _play(self) -> None:
+    async def _output(self, block: np.ndarray) -> None:
         assert self._process is not None and self._process.stdin is not None
-        async for block in paced_pulls(self):
-            frames = np.repeat(block[:, None], self.channels, axis=1).reshape(-1)
-            self._process.stdin.write(float_to_pcm16(frames))
-            await self._process.stdin.drain()
-            if self.on_output is not None:
-                self.on_output(block)
+        frames = np.repeat(block[:, None], self.channels, axis=1).reshape(-1)
+        self._process.stdin.write(float_to_pcm16(frames))
+        await self._process.stdin.drain()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._stop_playing()
         if self._process is not None:
             if self._process.stdin is not None:
                 self._process.stdin.close()

@@ -56,7 +56,6 @@ class SoundCardMicrophone:
     def __init__(self, device: Device = None) -> None:
         self.device = device
         self.rate = _device_rate(device, "input")
-        self.dropped = 0
 
     async def chunks(self) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
@@ -66,7 +65,7 @@ class SoundCardMicrophone:
         def put(pcm: bytes) -> None:
             if queue.full():
                 queue.get_nowait()
-                self.dropped += 1
+                _LOGGER.warning("Microphone: a second behind; dropped its oldest 20 ms")
             queue.put_nowait(pcm)
 
         def callback(indata: Any, frames: int, time: Any, status: Any) -> None:

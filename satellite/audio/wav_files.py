@@ -13,10 +13,11 @@ import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from locara_wyoming.audio_format import MonoConverter, PcmFormat, float_to_pcm16
-from locara_wyoming.client.playback import paced_pulls
+import numpy as np
 
-from . import CHUNK_BYTES, CHUNK_MS, MIC_FORMAT, Speaker
+from locara_wyoming.audio_format import MonoConverter, PcmFormat, float_to_pcm16
+
+from . import CHUNK_BYTES, CHUNK_MS, MIC_FORMAT, PacedSpeaker
 
 
 class AudioFileError(ValueError):
@@ -56,7 +57,7 @@ class WavFileMicrophone:
             )
 
 
-class WavFileSpeaker(Speaker):
+class WavFileSpeaker(PacedSpeaker):
     """Plays into a mono 16-bit WAV file in real time; the file is complete once closed."""
 
     def __init__(
@@ -75,19 +76,10 @@ class WavFileSpeaker(Speaker):
         self._wav.setnchannels(1)
         self._wav.setsampwidth(2)
         self._wav.setframerate(rate)
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._play(), name="wav speaker")
-
-    async def _play(self) -> None:
-        async for block in paced_pulls(self):
-            self._wav.writeframes(float_to_pcm16(block))
-            if self.on_output is not None:
-                self.on_output(block)
+    async def _output(self, block: np.ndarray) -> None:
+        self._wav.writeframes(float_to_pcm16(block))
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._stop_playing()
         self._wav.close()
