@@ -10,7 +10,6 @@ hung up: a leak shows as growth between the two.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
@@ -58,22 +57,6 @@ async def _ask(room: ScriptedSatellite, question: np.ndarray) -> None:
         await asyncio.wait_for(reply.done.wait(), REPLY_TIMEOUT_S)
 
 
-async def _interrupt(room: ScriptedSatellite, spoken: Spoken) -> bool | None:
-    """Ask for a story and talk over it: whether it was cut off, or None when it had
-    already ended (a persona told to answer briefly tells short stories)."""
-    said = await room.say(spoken.story)
-    _, story = await room.reply_after(said.voiced_end, REPLY_TIMEOUT_S)
-    await asyncio.sleep(INTERRUPT_AFTER_S)
-    still_playing = not story.done.is_set()
-    interruption = await room.say(spoken.interruption)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(story.done.wait(), 10)
-    _, answer = await room.answer_after(interruption.voiced_end, REPLY_TIMEOUT_S)
-    if answer is not None:
-        await asyncio.wait_for(answer.done.wait(), REPLY_TIMEOUT_S)
-    return story.flushed_at is not None if still_playing else None
-
-
 async def _room(server: ServerProcess, name: str, spoken: Spoken, until: float) -> RoomTally:
     tally = RoomTally()
     room = ScriptedSatellite(server.uri, name)
@@ -84,9 +67,14 @@ async def _room(server: ServerProcess, name: str, spoken: Spoken, until: float) 
             errors_before = len(room.seen_of("error"))
             try:
                 if turn % STORY_EVERY == 0:
-                    cut = await _interrupt(room, spoken)
-                    tally.bargeins += cut is True
-                    tally.bargeins_missed += cut is False
+                    # A persona told to answer briefly tells short stories: one that had
+                    # ended before it was talked over is no barge-in either way.
+                    round_ = await room.talk_over(
+                        spoken.story, spoken.interruption, INTERRUPT_AFTER_S, REPLY_TIMEOUT_S
+                    )
+                    cut = round_.story.flushed_at is not None
+                    tally.bargeins += round_.still_playing and cut
+                    tally.bargeins_missed += round_.still_playing and not cut
                 else:
                     await _ask(room, spoken.questions[turn % len(spoken.questions)])
                 if len(errors := room.seen_of("error")) > errors_before:

@@ -15,7 +15,6 @@ monotonic clock on the satellite side:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -132,19 +131,14 @@ async def _bargeins(
     await room.start()
     try:
         for _ in range(options.bargeins):
-            said = await room.say(spoken.story_request)
-            _, story = await room.reply_after(said.voiced_end)
-            await asyncio.sleep(INTERRUPT_AFTER_S)
-            interruption = await room.say(spoken.interruption)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(story.done.wait(), 10)
-            if story.flushed_at is None:
+            round_ = await room.talk_over(
+                spoken.story_request, spoken.interruption, INTERRUPT_AFTER_S
+            )
+            if round_.story.flushed_at is None:
                 missed += 1
             else:
-                latencies.append(1000 * (story.flushed_at - interruption.voiced_start))
-            _, answer = await room.answer_after(interruption.voiced_end)
-            if answer is not None:
-                await asyncio.wait_for(answer.done.wait(), 120)
+                started = round_.interruption.voiced_start
+                latencies.append(1000 * (round_.story.flushed_at - started))
             await asyncio.sleep(TURN_GAP_S)
     finally:
         await room.stop()

@@ -22,6 +22,14 @@ from .simulated import MIC_RATE, SimulatedMicrophone, SimulatedSpeaker, Utteranc
 
 
 @dataclass(frozen=True)
+class TalkedOver:
+    story: ReplyPlayback
+    interruption: Utterance
+    still_playing: bool
+    """Whether the story was still playing when the interruption began."""
+
+
+@dataclass(frozen=True)
 class Seen:
     at: float
     event: Event
@@ -95,6 +103,27 @@ class ScriptedSatellite:
                     if reply_id not in self.speaker.replies:
                         return reply_id, None
                 await asyncio.sleep(0.01)
+
+    async def talk_over(
+        self,
+        request: np.ndarray,
+        interruption: np.ndarray,
+        after_s: float,
+        timeout_s: float = 120.0,
+    ) -> TalkedOver:
+        """Ask for something long, speak over its reply `after_s` in, and let the answer to
+        the interruption play out."""
+        said = await self.say(request)
+        _, story = await self.reply_after(said.voiced_end, timeout_s)
+        await asyncio.sleep(after_s)
+        still_playing = not story.done.is_set()
+        spoken = await self.say(interruption)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(story.done.wait(), 10)
+        _, answer = await self.answer_after(spoken.voiced_end, timeout_s)
+        if answer is not None:
+            await asyncio.wait_for(answer.done.wait(), timeout_s)
+        return TalkedOver(story, spoken, still_playing)
 
     async def wait_for(self, event_type: str, after: float, timeout_s: float = 60.0) -> Seen:
         async with asyncio.timeout(timeout_s):
