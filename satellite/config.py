@@ -92,7 +92,6 @@ def load_satellite_config(path: Path | None, overrides: dict[str, Any]) -> Satel
     for key, value in overrides.items():
         section, _, field = key.rpartition(".")
         target = data.setdefault(section, {}) if section else data
-        if not isinstance(target, dict):
-            target = data[section] = {}
-        target[field] = value
+        if isinstance(target, dict):  # otherwise validation names the bad section
+            target[field] = value
     return validate_config(SatelliteConfig, data, str(path) if path else "flags")

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import wave
 from pathlib import Path
 
 import numpy as np
+
+from locara_wyoming.audio_format import pcm_to_float
+from satellite.audio import wav_files
 
 ROOT = Path(__file__).resolve().parents[1]
 SATELLITE_PYTHON = ROOT / ".venv-satellite" / "bin" / "python"
 
 
 def read_wav(path: Path) -> tuple[int, np.ndarray]:
-    with wave.open(str(path), "rb") as wav:
-        pcm = wav.readframes(wav.getnframes())
-        return wav.getframerate(), np.frombuffer(pcm, "<i2").astype(np.float32) / 32768
+    """A 16-bit WAV file's rate and mono float32 samples."""
+    audio, pcm = wav_files.read_wav(path)
+    return audio.rate, pcm_to_float(pcm, audio.width)
 
 
 class SatelliteProcess:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -54,6 +55,27 @@ def test_the_speakers_echo_is_silenced_at_any_room_gain(speech: Speech) -> None:
         assert judged[loud].mean() >= 0.97, (gain, judged[loud].mean())
 
 
+@dataclass(frozen=True)
+class OverTheReply:
+    judged: np.ndarray  # per mic chunk: taken for echo
+    during: np.ndarray  # chunks while the user speaks
+    voiced: np.ndarray  # of those, the ones with the user's voice in them
+    mic: np.ndarray
+
+
+def talk_over(
+    gate: EchoGate, played: np.ndarray, user: np.ndarray, start: int, gain: float
+) -> OverTheReply:
+    """The user says `user` `start` samples into `played`, heard with its echo at `gain`."""
+    mic = echo_of(played, gain)
+    mic[start : start + len(user)] += user
+    judged = np.array(run_gate(gate, played, mic))
+    during = np.zeros(len(judged), bool)
+    during[start // CHUNK : (start + len(user)) // CHUNK] = True
+    voiced = during & loud_chunks(np.pad(user, (start, len(mic))))[: len(judged)]
+    return OverTheReply(judged, during, voiced, mic)
+
+
 def test_the_user_speaking_over_the_echo_gets_through(speech: Speech) -> None:
     played = speech.at_16k("Once upon a time there was a dragon who lived on a mountain.")
     first_reply = speech.at_16k("The weather today is sunny and warm, with a light breeze.")
@@ -65,15 +87,11 @@ def test_the_user_speaking_over_the_echo_gets_through(speech: Speech) -> None:
     for gain, passed, run_ms in ((0.05, 0.8, 200), (0.3, 0.2, 0)):
         gate = EchoGate(RATE)
         run_gate(gate, first_reply, echo_of(first_reply, gain))  # it learns the room
-        mic = echo_of(played, gain)
-        mic[start : start + len(user)] += user
-        judged = np.array(run_gate(gate, played, mic))
-        during = np.zeros(len(judged), bool)
-        during[start // CHUNK : (start + len(user)) // CHUNK] = True
-        user_voiced = during & loud_chunks(np.pad(user, (start, len(mic))))[: len(judged)]
-        echo_only = ~during & loud_chunks(mic / gain)[: len(judged)]
-        assert (~judged[user_voiced]).mean() >= passed, gain
-        assert longest_run(~judged[during]) * CHUNK * 1000 // RATE >= run_ms, gain
+        heard = talk_over(gate, played, user, start, gain)
+        judged = heard.judged
+        echo_only = ~heard.during & loud_chunks(heard.mic / gain)[: len(judged)]
+        assert (~judged[heard.voiced]).mean() >= passed, gain
+        assert longest_run(~judged[heard.during]) * CHUNK * 1000 // RATE >= run_ms, gain
         assert judged[echo_only].mean() >= 0.97, gain
 
 
@@ -89,14 +107,8 @@ def test_barge_ins_do_not_teach_the_gate_that_the_room_is_loud(speech: Speech) -
         gate = EchoGate(RATE)
         passed = []
         for round_ in range(12):
-            played = replies[round_ % 2]
-            mic = echo_of(played, gain)
-            mic[start : start + len(user)] += user
-            judged = np.array(run_gate(gate, played, mic))
-            during = np.zeros(len(judged), bool)
-            during[start // CHUNK : (start + len(user)) // CHUNK] = True
-            voiced = during & loud_chunks(np.pad(user, (start, len(mic))))[: len(judged)]
-            passed.append((~judged[voiced]).mean())
+            heard = talk_over(gate, replies[round_ % 2], user, start, gain)
+            passed.append((~heard.judged[heard.voiced]).mean())
         assert min(passed[1:]) >= 0.8, (gain, [round(p, 2) for p in passed])
 
 

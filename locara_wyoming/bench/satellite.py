@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 
 from .harness import measure_server
 from .report import cpu_seconds, progress, publish, rss_mb, summary
@@ -64,7 +65,7 @@ async def run_satellite(python: Path, uri: str, mic: Path, workdir: Path) -> dic
     while process.returncode is None:
         try:
             peak, cpu = max(peak, rss_mb(process.pid)), cpu_seconds(process.pid)
-        except Exception:
+        except psutil.NoSuchProcess:  # it ended between two looks
             break
         try:
             await asyncio.wait_for(process.wait(), 0.5)

@@ -2,8 +2,8 @@
 
 As wyoming-satellite users know them: the microphone program writes raw PCM to
 its stdout, the speaker program reads raw 16-bit PCM from its stdin. A speaker
-program keeps its own buffer (aplay's is about half a second), which delays
-a flush by as much: a sound card through sounddevice stops faster.
+program keeps its own buffer, which delays a flush by as much as it holds: a
+sound card through sounddevice stops faster.
 """
 
 from __future__ import annotations

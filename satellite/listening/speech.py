@@ -1,4 +1,5 @@
-"""Local voice activity detection with pymicro-vad: a tiny model, no torch, ~0.1 ms per 10 ms.
+"""Local voice activity detection with pymicro-vad: a tiny model, no torch (0.12 ms per
+10 ms block on our x86 VM).
 
 The server runs Silero on what it receives and decides when a turn ends; the
 satellite's own VAD decides what to send at all (when silence stays off the
