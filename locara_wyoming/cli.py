@@ -119,6 +119,7 @@ def apply_serve_flags(config: LocaraConfig, args: argparse.Namespace) -> LocaraC
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from .backends.end_to_end.runner import EngineFailedError
     from .backends.registry import check_configured_backends
     from .server import LocaraServer
 
@@ -134,7 +135,10 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     try:
         asyncio.run(server.run())
-    except (ModelMissingError, FileNotFoundError, VoiceNotFoundError, RemoteServiceError) as error:
+    except (
+        ModelMissingError, FileNotFoundError, VoiceNotFoundError, RemoteServiceError,
+        EngineFailedError,
+    ) as error:  # fmt: skip
         logging.getLogger("locara_wyoming").error("Cannot start: %s", error)
         return EXIT_MODELS
     return 0

@@ -123,6 +123,9 @@ class PersonaConfig(_Section):
     """A voice name from the tts voices; the default voice when unset."""
     language: str = "en"
     greeting: str | None = None
+    voice_prompt: str | None = None
+    """PersonaPlex only: the voice to speak in, a `.wav` or `.pt` file or a name in the
+    model's voices (`NATF2.pt`); the system prompt is its text prompt."""
 
 
 class SessionsConfig(_Section):
@@ -158,6 +161,43 @@ class RoomConfig(_Section):
     def _matches_something(self) -> Self:
         if self.satellite is None and self.area is None:
             raise ValueError("a [[rooms]] entry needs satellite or area")
+        return self
+
+
+END_TO_END_PREFIXES = ("moshi-mlx-", "moshi-", "personaplex-")
+"""Model-id prefixes of the end-to-end backends, longest first."""
+
+
+class EndToEndModelConfig(_Section):
+    """Where an end-to-end model's weights are and how it runs (`[[models]]`)."""
+
+    id: str
+    """The backend's model id, as `sessions.default_backend` and `[[rooms]]` name it."""
+    repo: str | None = None
+    """A Hugging Face repository, read from the local cache; the known ids have one."""
+    path: str | None = None
+    """A local directory with `config.json`, the weights and the tokenizer; replaces `repo`."""
+    allow_download: bool = False
+    """Fetch missing files from the hub at start (otherwise: `locara-wyoming models fetch`)."""
+    device: str = "auto"
+    """`auto` (CUDA when there is one), `cpu`, `cuda` or `cuda:N`."""
+    max_sessions: PositiveInt | None = None
+    """Conversations served at once from this one loaded model (a batch); more are refused.
+    Defaults: 4 for `moshi-`, 1 for `moshi-mlx-` and `personaplex-` (one per helper)."""
+    threads: Annotated[int, Field(ge=0)] = 0
+    """CPU threads for the model; 0 lets the library choose."""
+    batch_wait_ms: Annotated[int, Field(ge=0, le=80)] = 20
+    """How long a frame that is ready waits for other rooms' frames to share a batch step."""
+    python: str | None = None
+    """`moshi-mlx-` and `personaplex-`: the interpreter of the helper's own environment."""
+
+    @model_validator(mode="after")
+    def _known_prefix(self) -> Self:
+        if not self.id.startswith(END_TO_END_PREFIXES):
+            prefixes = ", ".join(f"{p}…" for p in END_TO_END_PREFIXES)
+            raise ValueError(f"models: id {self.id!r} must start with one of {prefixes}")
+        if self.repo is not None and self.path is not None:
+            raise ValueError(f"models: {self.id!r}: set either repo or path, not both")
         return self
 
 
@@ -222,6 +262,7 @@ class LocaraConfig(_Section):
     rooms: list[RoomConfig] = Field(default_factory=list)
     personas: list[PersonaConfig] = Field(default_factory=lambda: [PersonaConfig(name="locara")])
     default_persona: str | None = None
+    models: list[EndToEndModelConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _personas_consistent(self) -> Self:
@@ -235,6 +276,10 @@ class LocaraConfig(_Section):
             raise ValueError(
                 f"default_persona = {self.default_persona!r} is not one of the personas {names}"
             )
+        ids = [m.id for m in self.models]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"models: duplicate id {repeated[0]!r}")
         for index, room in enumerate(self.rooms):
             if room.persona is not None and room.persona not in names:
                 raise ValueError(

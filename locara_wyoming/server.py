@@ -97,13 +97,19 @@ class LocaraServer:
             config.limits.max_conversations,
         )
         agent = ConversationAgent(stages.llm, store)
+        backends = Backends(stages, agent, config)
         self._context = ServerContext(
             config=config,
             stages=stages,
             agent=agent,
             info=build_info(stages, config),
-            backends=Backends(stages, agent, config),
+            backends=backends,
         )
+        try:
+            await backends.start_configured()
+        except BaseException:
+            await backends.close()
+            raise
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -132,6 +138,7 @@ class LocaraServer:
                 await advertiser.stop()
             await self._server.stop()
             await self._wait_for_connections()
+            await backends.close()
             _LOGGER.info("Stopped")
 
     def _advertiser(self) -> ZeroconfAdvertiser | None:

@@ -5,12 +5,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..audio_format import PcmFormat
 from ..config import PersonaConfig
 from .events import SessionEvent
+
+
+class BackendFullError(Exception):
+    """The backend serves as many sessions as it can; the message says how many."""
 
 
 @dataclass(frozen=True)
@@ -56,4 +61,17 @@ class VoiceBackend(ABC):
     def output_format(self, persona: PersonaConfig) -> PcmFormat: ...
 
     @abstractmethod
-    async def open(self, settings: SessionSettings) -> VoiceSession: ...
+    async def open(self, settings: SessionSettings) -> VoiceSession:
+        """A new session; BackendFullError when the backend serves all it can."""
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Load and warm what the backend needs before its first session."""
+
+    def status(self) -> dict[str, Any]:
+        """What `locara-status` reports of the backend."""
+        return {}
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release the backend's models and processes."""

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
-from ..config import ConfigError, LocaraConfig
+from ..config import END_TO_END_PREFIXES, ConfigError, LocaraConfig
 from ..services.agent import ConversationAgent
 from ..services.stages import Stages
 from .base import VoiceBackend
+from .end_to_end.backend import EndToEndBackend
+from .end_to_end.weights import model_entry
 from .pipeline.backend import PipelineBackend
+
+_LOGGER = logging.getLogger(__name__)
 
 BackendFactory = Callable[[str, Stages, ConversationAgent, LocaraConfig], VoiceBackend]
 
 FACTORIES: dict[str, BackendFactory] = {
     "voice-pipeline-": PipelineBackend,
+    **dict.fromkeys(END_TO_END_PREFIXES, EndToEndBackend),
 }
 
 
@@ -27,14 +33,22 @@ def check_model_id(model_id: str) -> None:
         raise UnknownBackendError(f"backend {model_id!r} matches no known prefix ({known})")
 
 
-def check_configured_backends(config: LocaraConfig) -> None:
-    """Every backend the configuration names must match a known prefix."""
+def configured_backends(config: LocaraConfig) -> dict[str, str]:
+    """Every backend the configuration names, by the key that names it."""
     keys = {"sessions.default_backend": config.sessions.default_backend}
     keys.update({f"rooms[{i}].backend": r.backend for i, r in enumerate(config.rooms) if r.backend})
-    for key, model_id in keys.items():
+    return keys
+
+
+def check_configured_backends(config: LocaraConfig) -> None:
+    """Every backend the configuration names must match a known prefix, and an
+    end-to-end one must say where its weights are."""
+    for key, model_id in configured_backends(config).items():
         try:
             check_model_id(model_id)
-        except UnknownBackendError as error:
+            if model_id.startswith(END_TO_END_PREFIXES):
+                model_entry(config, model_id)
+        except (UnknownBackendError, ConfigError) as error:
             raise ConfigError(f"configuration: {key} = {model_id!r}: {error}") from None
 
 
@@ -51,3 +65,17 @@ class Backends:
             factory = next(f for prefix, f in FACTORIES.items() if model_id.startswith(prefix))
             self._loaded[model_id] = factory(model_id, self._stages, self._agent, self._config)
         return self._loaded[model_id]
+
+    async def start_configured(self) -> None:
+        """Load every backend the configuration names, so that no session waits for one."""
+        model_ids = sorted(set(configured_backends(self._config).values()))
+        for number, model_id in enumerate(model_ids, 1):
+            _LOGGER.info("[backend %d/%d] starting %s…", number, len(model_ids), model_id)
+            await self.get(model_id).start()
+
+    def status(self) -> dict[str, dict[str, object]]:
+        return {model_id: backend.status() for model_id, backend in self._loaded.items()}
+
+    async def close(self) -> None:
+        for backend in self._loaded.values():
+            await backend.close()

@@ -35,7 +35,7 @@ from wyoming.tts import (
 )
 
 from ..audio_format import AudioFormatError, PcmFormat
-from ..backends.base import SessionSettings
+from ..backends.base import BackendFullError, SessionSettings
 from ..backends.registry import Backends
 from ..config import LocaraConfig
 from ..protocol.reader import ProtocolError, ReadLimits, read_event
@@ -226,7 +226,10 @@ class WyomingConnection(AsyncEventHandler):
             await self._start_session(event)
         elif event.type == STATUS_TYPE:
             sessions = [link.status() for link in self.context.sessions.values()]
-            await self.write_event(Event(type=STATUS_TYPE, data={"sessions": sessions}))
+            backends = self.context.backends.status()
+            await self.write_event(
+                Event(type=STATUS_TYPE, data={"sessions": sessions, "backends": backends})
+            )
         elif Describe.is_type(event.type):
             await self.write_event(self.context.info.event())
         elif Ping.is_type(event.type):
@@ -295,9 +298,11 @@ class WyomingConnection(AsyncEventHandler):
             output=backend.output_format(chosen.persona),
             frame_ms=1000 * backend.frame_samples / backend.input_rate,
         )
-        self._link = SessionLink(
-            await backend.open(settings), started, self.write_event, request.name, request.area
-        )
+        try:
+            session = await backend.open(settings)
+        except BackendFullError as error:
+            raise RequestError("busy", str(error)) from None
+        self._link = SessionLink(session, started, self.write_event, request.name, request.area)
         self.context.sessions[settings.session_id] = self._link
         await self._link.start()
         _LOGGER.info(

@@ -23,6 +23,12 @@ class PipelineBackend(VoiceBackend):
         self._agent = agent
         self._config = config
 
+    async def start(self) -> None:
+        """The pipeline's stages are the server's own, loaded and warmed with it."""
+
+    async def close(self) -> None:
+        """The stages belong to the server, which closes them."""
+
     def _voice(self, persona: PersonaConfig) -> str:
         return self._stages.tts.resolve_voice(persona.voice, persona.language)
 

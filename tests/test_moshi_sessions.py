@@ -1,0 +1,169 @@
+"""End-to-end Moshi sessions over TCP on tiny random-weight models: one model in the
+server, one in a helper process; batching, the session cap, helper restarts, and the
+clear failures of missing weights and a wrong PersonaPlex environment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import pytest
+from wyoming.client import AsyncClient
+from wyoming.event import Event
+
+from locara_wyoming.bench.server_process import ServerProcess, ServerStartError
+from locara_wyoming.client.frame_stream import FrameStream, SessionRefusedError, open_session
+from locara_wyoming.helpers.tiny_moshi import make_tiny_moshi
+from locara_wyoming.sessions.protocol import SessionRequest
+
+FRAME_BYTES = 1920 * 2
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_moshi(tmp_path_factory.mktemp("tiny-moshi"))
+
+
+def moshi_config(model: Path, extra: str = "") -> str:
+    return f"""
+[sessions]
+default_backend = "moshi-tiny"
+
+[[models]]
+id = "moshi-tiny"
+path = "{model}"
+threads = 1
+max_sessions = 2
+
+[[models]]
+id = "moshi-helper"
+path = "{model}"
+threads = 1
+python = "{sys.executable}"
+
+[[rooms]]
+satellite = "helper-room"
+backend = "moshi-helper"
+{extra}
+"""
+
+
+@pytest.fixture(scope="module")
+async def moshi_server(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model: Path
+) -> AsyncIterator[ServerProcess]:
+    server = ServerProcess(tmp_path_factory.mktemp("moshi-server"), moshi_config(tiny_model))
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def _noise(seconds: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(int(24000 * seconds)) * 0.05).astype(np.float32)
+
+
+async def _status(server: ServerProcess) -> dict[str, Any]:
+    async with AsyncClient.from_uri(server.uri) as client:
+        await client.write_event(Event("locara-status"))
+        answer = await client.read_event()
+        assert answer is not None
+        return answer.data
+
+
+async def test_session_streams_80ms_frames_and_text(moshi_server: ServerProcess) -> None:
+    record = await FrameStream(moshi_server.uri, "kitchen").run(_noise(3.2))
+    assert record.started.backend == "moshi-tiny"
+    assert (record.started.input.rate, record.started.frame_ms) == (24000, 80.0)
+    assert record.audio_formats == {(24000, 2, 1)}
+    # Every chunk is one 80 ms frame, and replies carry most of the 40 frames sent
+    # (random weights write text nearly every frame, so replies rarely pause).
+    assert set(record.chunk_sizes) == {FRAME_BYTES}
+    assert 30 <= record.chunk_sizes[FRAME_BYTES] <= 40
+    assert record.texts and record.replies and not record.errors
+
+
+async def test_two_sessions_share_batches_and_a_third_is_refused(
+    moshi_server: ServerProcess,
+) -> None:
+    before = (await _status(moshi_server))["backends"]["moshi-tiny"]["steps"]
+    streams = [FrameStream(moshi_server.uri, f"room-{i}").run(_noise(4.0, i)) for i in range(2)]
+    running = [asyncio.create_task(stream) for stream in streams]
+    await asyncio.sleep(1.0)
+    async with AsyncClient.from_uri(moshi_server.uri) as client:
+        with pytest.raises(SessionRefusedError) as refused:
+            await open_session(client, SessionRequest("room-3"))
+    assert refused.value.code == "busy"
+    assert "moshi-tiny serves at most 2 sessions at once" in str(refused.value)
+    records = await asyncio.gather(*running)
+    for record in records:
+        assert record.chunk_sizes[FRAME_BYTES] >= 35 and not record.errors
+    status = (await _status(moshi_server))["backends"]["moshi-tiny"]
+    # 2 x 50 frames took far fewer than 100 steps: the rooms shared them.
+    assert status["steps"] - before < 75
+    assert status["sessions"] == 0
+    # The slots are free again.
+    again = await FrameStream(moshi_server.uri, "room-3").run(_noise(1.0))
+    assert again.chunk_sizes[FRAME_BYTES] > 0
+
+
+def _helper_pid(server: ServerProcess) -> int:
+    for child in psutil.Process(server.pid).children(recursive=True):
+        if "locara_wyoming.helpers" in " ".join(child.cmdline()):
+            return child.pid
+    raise AssertionError("no helper process")
+
+
+async def test_helper_process_serves_and_comes_back_after_a_crash(
+    moshi_server: ServerProcess,
+) -> None:
+    first = _helper_pid(moshi_server)
+    record = await FrameStream(moshi_server.uri, "helper-room").run(_noise(2.0))
+    assert record.started.backend == "moshi-helper"
+    assert set(record.chunk_sizes) == {FRAME_BYTES} and record.texts and not record.errors
+
+    stream = asyncio.create_task(FrameStream(moshi_server.uri, "helper-room").run(_noise(6.0)))
+    await asyncio.sleep(1.5)
+    os.kill(first, signal.SIGKILL)
+    record = await stream
+    # The session is told, goes on, and its audio flows again from a new helper.
+    assert any(error.startswith("model-failed:") for error in record.errors)
+    assert _helper_pid(moshi_server) != first
+    assert record.chunk_sizes[FRAME_BYTES] > 40
+    assert any("model failed" in line and "helper" in line for line in moshi_server.log)
+
+
+async def test_missing_weights_stop_the_start_with_a_clear_message(tmp_path: Path) -> None:
+    config = moshi_config(tmp_path / "no-such-model")
+    server = ServerProcess(tmp_path, config)
+    with pytest.raises(ServerStartError):
+        await server.start()
+    assert server.process is not None and server.process.returncode == 3
+    log = "\n".join(server.log)
+    assert "moshi-helper: no weights at path" in log
+    assert "locara-wyoming models fetch moshi-helper" in log
+
+
+async def test_personaplex_in_kyutais_environment_is_a_clear_error(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    config = f"""
+[sessions]
+default_backend = "personaplex-tiny"
+
+[[models]]
+id = "personaplex-tiny"
+path = "{tiny_model}"
+"""
+    server = ServerProcess(tmp_path, config)
+    with pytest.raises(ServerStartError):
+        await server.start()
+    log = "\n".join(server.log)
+    assert "is Kyutai's, not PersonaPlex's" in log
