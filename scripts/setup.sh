@@ -3,18 +3,22 @@
 #   scripts/setup.sh server   the server and its embedded default models
 #   scripts/setup.sh satellite  a room satellite only, in .venv-satellite: no torch,
 #                               llama.cpp, CTranslate2 or Piper
+#   scripts/setup.sh moshi    the server plus PyTorch and Kyutai's moshi, for moshi-… backends
+#   scripts/setup.sh mlx      .venv-mlx: moshi_mlx for moshi-mlx-… backends' helper process
+#                             (Apple silicon; on Linux it runs on the CPU through mlx[cpu])
 #   scripts/setup.sh test     the server plus everything the test suite needs (the
-#                             stock chain the voice benchmark compares with, and a
-#                             satellite-only .venv-satellite that the tests run)
+#                             stock chain the voice benchmark compares with, Moshi, and
+#                             .venv-satellite and .venv-mlx, which the tests run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 what=${1:-server}
 case "$what" in
   server) extras="server" ;;
-  satellite) extras="satellite" ;;
-  test) extras="server,bench,satellite,test" ;;
-  *) echo "usage: scripts/setup.sh [server|satellite|test]" >&2; exit 2 ;;
+  satellite|mlx) extras="" ;;
+  moshi) extras="server,moshi" ;;
+  test) extras="server,moshi,bench,satellite,test" ;;
+  *) echo "usage: scripts/setup.sh [server|satellite|moshi|mlx|test]" >&2; exit 2 ;;
 esac
 
 python=${PYTHON:-}
@@ -33,13 +37,29 @@ install_satellite() {
   "$venv/bin/python" -m pip install --quiet -e ".[satellite]"
 }
 
+# moshi_mlx pins its own numpy, huggingface-hub and mlx: it gets an environment of its own,
+# with this package's base (the helper protocol) and no extras. Linux needs mlx's cpu extra.
+install_mlx() {
+  local venv=$1
+  [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+  echo "Installing moshi_mlx into $venv…"
+  "$venv/bin/python" -m pip install --quiet "mlx[cpu]>=0.26,<0.27" "moshi_mlx==0.3.0"
+  "$venv/bin/python" -m pip install --quiet -e .
+}
+
 if [ "$what" = satellite ]; then
   install_satellite "${VENV:-.venv-satellite}"
   echo "Ready: ${VENV:-.venv-satellite}"
   exit 0
 fi
+if [ "$what" = mlx ]; then
+  install_mlx "${VENV:-.venv-mlx}"
+  echo "Ready: ${VENV:-.venv-mlx}"
+  exit 0
+fi
 if [ "$what" = test ]; then
   install_satellite .venv-satellite
+  install_mlx .venv-mlx
   # A real audio server for the sound card test (it skips without one).
   if ! command -v pulseaudio >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "Installing PulseAudio and PortAudio for the sound card test…"
@@ -66,6 +86,14 @@ if ! ls "$wheelhouse"/llama_cpp_python-"$llama_version"-*.whl >/dev/null 2>&1; t
   CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)} \
   CMAKE_ARGS=${LLAMA_CMAKE_ARGS:-"-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF"} \
     "$venv/bin/python" -m pip wheel --no-deps --no-cache-dir -w "$wheelhouse" "llama-cpp-python==$llama_version"
+fi
+
+if [[ ",$extras," == *",moshi,"* ]]; then
+  # PyTorch first (on our CPU machines 2.13.0 is a local CPU build; set TORCH_SPEC for
+  # another, e.g. a CUDA build), then moshi without its torch<2.10 pin.
+  echo "Installing PyTorch and moshi into $venv…"
+  "$venv/bin/python" -m pip install --quiet "${TORCH_SPEC:-torch==2.13.0}"
+  "$venv/bin/python" -m pip install --quiet --no-deps "moshi==0.2.13"
 fi
 
 echo "Installing locara-wyoming[$extras] into $venv…"

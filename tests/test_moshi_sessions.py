@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,11 +25,24 @@ from locara_wyoming.helpers.tiny_moshi import make_tiny_moshi
 from locara_wyoming.sessions.protocol import SessionRequest
 
 FRAME_BYTES = 1920 * 2
+MLX_PYTHON = Path(__file__).parent.parent / ".venv-mlx" / "bin" / "python"
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_moshi(tmp_path_factory.mktemp("tiny-moshi"))
+
+
+@pytest.fixture(scope="module")
+def tiny_mlx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny moshi_mlx model, built in moshi_mlx's own environment."""
+    if not MLX_PYTHON.exists():
+        pytest.fail(f"{MLX_PYTHON} is missing: scripts/setup.sh mlx (the test set-up makes it)")
+    model = tmp_path_factory.mktemp("tiny-mlx")
+    build = "import sys, pathlib; from locara_wyoming.helpers.tiny_mlx import make_tiny_mlx_moshi; "
+    build += "make_tiny_mlx_moshi(pathlib.Path(sys.argv[1]))"
+    subprocess.run([str(MLX_PYTHON), "-c", build, str(model)], check=True, timeout=120)
+    return model
 
 
 def moshi_config(model: Path, extra: str = "") -> str:
@@ -57,9 +71,20 @@ backend = "moshi-helper"
 
 @pytest.fixture(scope="module")
 async def moshi_server(
-    tmp_path_factory: pytest.TempPathFactory, tiny_model: Path
+    tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, tiny_mlx_model: Path
 ) -> AsyncIterator[ServerProcess]:
-    server = ServerProcess(tmp_path_factory.mktemp("moshi-server"), moshi_config(tiny_model))
+    mlx = f"""
+[[models]]
+id = "moshi-mlx-tiny"
+path = "{tiny_mlx_model}"
+python = "{MLX_PYTHON}"
+
+[[rooms]]
+satellite = "mlx-room"
+backend = "moshi-mlx-tiny"
+"""
+    config = moshi_config(tiny_model, mlx)
+    server = ServerProcess(tmp_path_factory.mktemp("moshi-server"), config)
     await server.start()
     yield server
     await server.stop()
@@ -114,11 +139,23 @@ async def test_two_sessions_share_batches_and_a_third_is_refused(
     assert again.chunk_sizes[FRAME_BYTES] > 0
 
 
-def _helper_pid(server: ServerProcess) -> int:
+def _helper_pid(server: ServerProcess, engine: str = "moshi") -> int:
     for child in psutil.Process(server.pid).children(recursive=True):
-        if "locara_wyoming.helpers" in " ".join(child.cmdline()):
+        if f"locara_wyoming.helpers --engine {engine}" in " ".join(child.cmdline()):
             return child.pid
-    raise AssertionError("no helper process")
+    raise AssertionError(f"no {engine} helper process")
+
+
+async def test_moshi_mlx_helper_serves_sessions_without_a_warm_up_each(
+    moshi_server: ServerProcess,
+) -> None:
+    helper = _helper_pid(moshi_server, "mlx")
+    for _ in range(2):  # the same helper, started once with the server, serves both
+        record = await FrameStream(moshi_server.uri, "mlx-room").run(_noise(2.0))
+        assert record.started.backend == "moshi-mlx-tiny"
+        assert set(record.chunk_sizes) == {FRAME_BYTES} and record.texts and not record.errors
+        assert record.chunk_sizes[FRAME_BYTES] >= 20
+    assert _helper_pid(moshi_server, "mlx") == helper
 
 
 async def test_helper_process_serves_and_comes_back_after_a_crash(

@@ -16,9 +16,8 @@ takes a config, so a tiny test model (config.json's `mlx_mimi`, overrides to
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
-import math
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -27,16 +26,16 @@ import mlx.core as mx
 import numpy as np
 import sentencepiece
 from mlx.nn.layers.quantized import quantize
-from mlx.utils import tree_flatten
 from moshi_mlx.models.generate import LmGen
 from moshi_mlx.models.lm import Lm, LmConfig, config_v0_1
 from moshi_mlx.models.mimi import Mimi, mimi_202407
 from moshi_mlx.utils.sampling import Sampler
 
 from .engine import Engine, FrameOutput, Persona
+from .tiny_text import text_piece
 
-PAD_TOKENS = (0, 3)
-"""Moshi's text stream: 0 is the end of padding, 3 padding; neither is text."""
+_LOGGER = logging.getLogger(__name__)
+
 MOSHI_NAMES = ("model.safetensors", "model.q8.safetensors", "model.q4.safetensors")
 MIMI_NAME = "tokenizer-e351c8d8-checkpoint125.safetensors"
 TOKENIZER_NAME = "tokenizer_spm_32k_3.model"
@@ -113,6 +112,7 @@ class MlxEngine(Engine):
 
     def _start(self) -> Any:
         """A fresh conversation on the loaded weights: empty caches and a new generator."""
+        self._steps = 0
         for cache in self._lm.transformer_cache:
             cache.reset()
         self._mimi.reset_all()
@@ -136,11 +136,6 @@ class MlxEngine(Engine):
         self._gen = self._start()
         return 0  # Moshi takes no persona
 
-    def text_piece(self, token: int) -> str:
-        if token in PAD_TOKENS or self._tokenizer.is_control(token):
-            return ""
-        return str(self._tokenizer.id_to_piece(token)).replace("▁", " ")
-
     def step(self, frames: dict[int, np.ndarray]) -> dict[int, FrameOutput]:
         if set(frames) - {0}:
             raise ValueError(
@@ -150,94 +145,12 @@ class MlxEngine(Engine):
             return {}
         pcm = mx.array(np.asarray(frames[0], dtype=np.float32))[None, None]
         codes = self._mimi.encode_step(pcm)[:, : self._lm.cfg.other_codebooks, 0]
+        self._steps += 1
+        if self._steps > self._max_steps:  # the model's context is full: begin again
+            _LOGGER.info("conversation reached %d frames: starting a new one", self._max_steps)
+            self._gen = self._start()
+            self._steps = 1
         text = self._gen.step(codes, ct=self._condition)
         audio = self._gen.last_audio_tokens()
         out = None if audio is None else np.array(self._mimi.decode_step(audio[:, :, None])[0, 0])
-        return {0: FrameOutput(out, self.text_piece(int(text[0].item())))}
-
-
-# A tiny random model with the real model's streams (16 codebooks, 8 for the model's voice,
-# 2048 entries, moshiko's delays, 1920 samples a frame at 24 kHz) and small layers, for tests.
-# It talks nonsense: random weights.
-
-TINY_CORPUS = [
-    "hello there how are you today",
-    "the weather is fine thanks for asking",
-    "turn on the kitchen lights please",
-    "what time is it in the living room",
-]
-TINY_MIMI = {
-    "seanet": {"dimension": 16, "nfilters": 4},
-    "transformer": {"d_model": 16, "num_heads": 2, "num_layers": 1, "dim_feedforward": 32},
-    "quantizer_dim": 8,
-}
-TINY_LM = {
-    "dim": 64, "num_heads": 4, "num_layers": 2, "causal": True, "layer_scale": None,
-    "context": 3000, "max_period": 10000, "positional_embedding": "rope",
-    "depformer_dim": 32, "depformer_num_heads": 2, "depformer_num_layers": 1,
-    "depformer_dim_feedforward": 128, "depformer_pos_emb": "none", "depformer_context": 8,
-    "depformer_max_period": 10000,
-    "n_q": 16, "dep_q": 8, "card": 2048, "delays": [0] + ([0] + [1] * 7) * 2,
-}  # fmt: skip
-# moshi_mlx's Mimi.load_pytorch_weights renames PyTorch keys to MLX ones; these undo it.
-TORCH_NAMES = [
-    (r"^(en|de)coder\.init_conv1d\.", lambda m: f"{m[1]}coder.model.0."),
-    (r"^(en|de)coder\.final_conv1d\.", lambda m: f"{m[1]}coder.model.14."),
-    (r"^encoder\.layers\.(\d)\.residuals\.0\.", lambda m: f"encoder.model.{3 * int(m[1]) + 1}."),
-    (r"^encoder\.layers\.(\d)\.downsample\.", lambda m: f"encoder.model.{3 * int(m[1]) + 3}."),
-    (r"^decoder\.layers\.(\d)\.upsample\.", lambda m: f"decoder.model.{3 * int(m[1]) + 2}."),
-    (r"^decoder\.layers\.(\d)\.residuals\.0\.", lambda m: f"decoder.model.{3 * int(m[1]) + 3}."),
-    (r"\.block\.(\d)\.", lambda m: f".block.{2 * int(m[1]) + 1}."),
-    (r"\.in_proj\.weight$", lambda m: ".in_proj_weight"),
-    (r"\.gating\.(linear[12])\.", lambda m: f".{m[1]}."),
-]
-
-
-def torch_tensor(name: str, value: Any) -> tuple[str, Any]:
-    """One MLX Mimi parameter as Mimi's PyTorch checkpoint stores it."""
-    if name.endswith(".embedding_sum"):
-        value = mx.random.normal(value.shape)  # the codebooks start at zero; give them entries
-    elif name.endswith((".cluster_usage", ".initialized")):
-        value = mx.ones(value.shape)
-    elif value.ndim == 3:  # a convolution's: (out, kernel, in) in MLX
-        # MLX's initial scale, 1 / fan-in, fades the signal to silence across Mimi's layers.
-        value = mx.random.normal(value.shape) / math.sqrt(value.shape[1] * value.shape[2])
-        value = (
-            value.transpose(2, 0, 1) if name.endswith(".convtr.weight") else value.swapaxes(1, 2)
-        )
-    for pattern, torch_name in TORCH_NAMES:
-        name = re.sub(pattern, torch_name, name)
-    return name, value
-
-
-def tiny_tokenizer() -> bytes:
-    model = io.BytesIO()
-    sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(TINY_CORPUS * 10), model_writer=model, vocab_size=32,
-        unk_id=0, bos_id=1, eos_id=2, pad_id=3, minloglevel=2,
-    )  # fmt: skip
-    return model.getvalue()
-
-
-def make_tiny_model(model_dir: Path, seed: int = 0) -> None:
-    """Write config.json, random LM and Mimi weights and a tokenizer into `model_dir`."""
-    model_dir.mkdir(parents=True, exist_ok=True)
-    mx.random.seed(seed)
-    tokenizer = tiny_tokenizer()
-    (model_dir / "tokenizer.model").write_bytes(tokenizer)
-    text_card = sentencepiece.SentencePieceProcessor(model_proto=tokenizer).get_piece_size()
-    config = {
-        **TINY_LM,
-        "text_card": text_card,
-        "mlx_mimi": TINY_MIMI,
-        "moshi_name": "model.safetensors",
-        "mimi_name": "mimi.safetensors",
-        "tokenizer_name": "tokenizer.model",
-    }
-    lm = Lm(LmConfig.from_config_dict(config))
-    lm.set_dtype(mx.bfloat16)
-    lm.save_weights(str(model_dir / "model.safetensors"))
-    mimi = Mimi(mimi_config(config))
-    weights = dict(torch_tensor(name, value) for name, value in tree_flatten(mimi.parameters()))
-    mx.save_safetensors(str(model_dir / "mimi.safetensors"), weights)
-    (model_dir / "config.json").write_text(json.dumps(config, indent=1))
+        return {0: FrameOutput(out, text_piece(self._tokenizer, int(text[0].item())))}

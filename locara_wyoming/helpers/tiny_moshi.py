@@ -6,7 +6,6 @@ nonsense: random weights."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,8 @@ import torch
 from moshi.models import loaders
 from safetensors.torch import save_file
 
-CORPUS = [
-    "hello there how are you today",
-    "the weather is fine thanks for asking",
-    "turn on the kitchen lights please",
-    "what time is it in the living room",
-]
+from .tiny_text import train_tokenizer
+
 TOKENIZER_NAME = "tokenizer.model"
 MIMI_NAME = "mimi.safetensors"
 MIMI_CONFIG_NAME = "mimi_config.json"
@@ -48,21 +43,12 @@ def _lm_config(text_card: int) -> dict[str, object]:
     return config
 
 
-def _tokenizer() -> bytes:
-    model = io.BytesIO()
-    sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(CORPUS * 10), model_writer=model, vocab_size=32,
-        unk_id=0, bos_id=1, eos_id=2, pad_id=3, minloglevel=2,
-    )  # fmt: skip
-    return model.getvalue()
-
-
 def make_tiny_moshi(model_dir: Path, seed: int = 0, greedy: bool = False) -> Path:
     """Write config.json, random LM and Mimi weights and a tokenizer into `model_dir`;
     `greedy` makes its output repeatable (no sampling)."""
     model_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    tokenizer = _tokenizer()
+    tokenizer = train_tokenizer()
     (model_dir / TOKENIZER_NAME).write_bytes(tokenizer)
     text_card = sentencepiece.SentencePieceProcessor(model_proto=tokenizer).get_piece_size()
     mimi_config = _mimi_config()

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .engine import Engine, FrameOutput, Persona
+from .tiny_text import text_piece
 
 os.environ.setdefault("NO_TORCH_COMPILE", "1")  # compiling costs minutes at start on a CPU
 
@@ -27,8 +28,6 @@ from moshi.models.lm import LMGen
 
 _LOGGER = logging.getLogger(__name__)
 
-PAD_TOKENS = (0, 3)
-"""Moshi's text stream: 0 is the end of padding, 3 padding; neither is text."""
 WARM_UP_FRAMES = 4
 
 
@@ -102,11 +101,6 @@ class TorchMoshiEngine(Engine):
         self._reset(self._mask([slot]))
         return 0  # Moshi takes no persona
 
-    def text_piece(self, token: int) -> str:
-        if token < 0 or token in PAD_TOKENS or self._tokenizer.is_control(token):
-            return ""
-        return str(self._tokenizer.id_to_piece(token)).replace("▁", " ")
-
     @torch.inference_mode()
     def step(self, frames: dict[int, np.ndarray]) -> dict[int, FrameOutput]:
         ready = self._mask(set(frames))
@@ -128,7 +122,7 @@ class TorchMoshiEngine(Engine):
         return {
             slot: FrameOutput(
                 audio[slot, 0].copy() if audio is not None and generated[slot] else None,
-                self.text_piece(int(text[slot])),
+                text_piece(self._tokenizer, int(text[slot])),
             )
             for slot in frames
         }
