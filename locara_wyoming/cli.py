@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from . import models_command
 from .bench.options import VoiceBenchOptions
 from .config import ConfigError, LocaraConfig, load_config
 from .embedded_models import ModelMissingError
@@ -79,6 +80,12 @@ def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     soak = bench.add_parser("soak", help="rooms in continuous conversation: failures and leaks")
     soak.add_argument("--minutes", type=float, default=60.0, help="how long (default 60)")
     soak.add_argument("--sessions", type=int, default=4, help="rooms at once (default 4)")
+    moshi = bench.add_parser("moshi", help="an end-to-end model's time per 80 ms frame")
+    moshi.add_argument("--tiny", action="store_true", help="a tiny random-weight Moshi on the CPU")
+    moshi.add_argument(
+        "--sessions", default="1,2,4", help="rooms at once, one run each (default 1,2,4)"
+    )
+    moshi.add_argument("--seconds", type=float, default=20.0, help="audio per room and run")
     satellite = bench.add_parser(
         "satellite", help="the room satellite's memory, CPU, underruns and flush-to-silence"
     )
@@ -87,7 +94,7 @@ def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "--satellite-python", type=Path, help="the satellite's Python (.venv-satellite's)"
     )
     satellite.add_argument("--json", type=Path, help="also write the results to this file")
-    for command in (services, voice, soak):
+    for command in (services, voice, soak, moshi):
         command.add_argument("--config", type=Path, help="server configuration to measure")
         command.add_argument("--json", type=Path, help="also write the results to this file")
 
@@ -97,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     _serve_parser(commands)
     _bench_parser(commands)
+    models_command.add_parser(commands)
     return parser
 
 
@@ -163,6 +171,16 @@ def _bench(args: argparse.Namespace) -> int:
         from .bench.soak import run_soak_bench
 
         return run_soak_bench(args.config, args.minutes, args.sessions, args.json)
+    if args.bench == "moshi":
+        from .bench.moshi import run_moshi_bench
+
+        try:
+            sessions = [int(n) for n in args.sessions.split(",")]
+        except ValueError:
+            print(f"locara-wyoming bench moshi: --sessions {args.sessions!r}: "
+                  "numbers separated by commas", file=sys.stderr)  # fmt: skip
+            return EXIT_CONFIG
+        return run_moshi_bench(args.config, args.tiny, sessions, args.seconds, args.json)
     if args.bench == "satellite":
         from .bench.satellite import run_satellite_bench
 
@@ -183,4 +201,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "serve":
         return _serve(args)
+    if args.command == "models":
+        return _models(args)
     return _bench(args)
+
+
+def _models(args: argparse.Namespace) -> int:
+    try:
+        return models_command.run(args)
+    except ConfigError as error:
+        print(f"locara-wyoming: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except models_command.FetchError as error:
+        print(f"locara-wyoming: {error}", file=sys.stderr)
+        return EXIT_MODELS

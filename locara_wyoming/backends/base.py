@@ -68,8 +68,8 @@ class VoiceBackend(ABC):
     async def start(self) -> None:
         """Load and warm what the backend needs before its first session."""
 
-    def status(self) -> dict[str, Any]:
-        """What `locara-status` reports of the backend."""
+    def status(self, since_step: int = 0) -> dict[str, Any]:
+        """What `locara-status` reports of the backend (timings after step `since_step`)."""
         return {}
 
     @abstractmethod

@@ -73,8 +73,8 @@ class Backends:
             _LOGGER.info("[backend %d/%d] starting %s…", number, len(model_ids), model_id)
             await self.get(model_id).start()
 
-    def status(self) -> dict[str, dict[str, object]]:
-        return {model_id: backend.status() for model_id, backend in self._loaded.items()}
+    def status(self, since_step: int = 0) -> dict[str, dict[str, object]]:
+        return {model_id: b.status(since_step) for model_id, b in self._loaded.items()}
 
     async def close(self) -> None:
         for backend in self._loaded.values():

@@ -226,7 +226,8 @@ class WyomingConnection(AsyncEventHandler):
             await self._start_session(event)
         elif event.type == STATUS_TYPE:
             sessions = [link.status() for link in self.context.sessions.values()]
-            backends = self.context.backends.status()
+            since = event.data.get("since_step", 0)
+            backends = self.context.backends.status(since if isinstance(since, int) else 0)
             await self.write_event(
                 Event(type=STATUS_TYPE, data={"sessions": sessions, "backends": backends})
             )

@@ -87,11 +87,11 @@ class EndToEndBackend(VoiceBackend):
         session.slot = await self.batcher.attach(user)
         return session
 
-    def status(self) -> dict[str, Any]:
+    def status(self, since_step: int = 0) -> dict[str, Any]:
         return {
             "sessions": self.batcher.sessions,
             "max_sessions": self.batcher.max_sessions,
-            **self.batcher.stats.summary(),
+            **self.batcher.stats.summary(since_step),
         }
 
     async def close(self) -> None:
