@@ -5,6 +5,7 @@ clear failures of missing weights and a wrong PersonaPlex environment."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -204,3 +205,54 @@ path = "{tiny_model}"
         await server.start()
     log = "\n".join(server.log)
     assert "is Kyutai's, not PersonaPlex's" in log
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "locara_wyoming", *args]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
+    )
+
+
+def test_models_lists_weights_and_fetch_says_what_went_wrong(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    config = tmp_path / "locara.toml"
+    config.write_text(moshi_config(tiny_model))
+    hub = {"HF_HOME": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    listing = _cli("models", "list", "--config", str(config), env=hub)
+    assert listing.returncode == 0, listing.stderr
+    lines = {
+        line[2:].split()[0]: line
+        for line in listing.stdout.splitlines()
+        if "repo" in line or "path" in line
+    }
+    assert lines["moshi-tiny"].startswith("*") and f"here: {tiny_model}" in lines["moshi-tiny"]
+    assert "kyutai/moshiko-pytorch-bf16" in lines["moshi-moshiko"]
+    assert lines["moshi-moshiko"].endswith("missing")
+
+    local = _cli("models", "fetch", "moshi-tiny", "--config", str(config), env=hub)
+    assert local.returncode == 2 and "nothing to fetch" in local.stderr
+    offline = _cli("models", "fetch", "moshi-moshiko", env=hub)
+    assert offline.returncode == 3
+    assert "cannot fetch kyutai/moshiko-pytorch-bf16" in offline.stderr
+    unknown = _cli("models", "fetch", "moshi-nobody", env=hub)
+    assert unknown.returncode == 2 and "has no [[models]] entry" in unknown.stderr
+
+
+def test_bench_moshi_tiny_reports_frame_times(tmp_path: Path) -> None:
+    results_path = tmp_path / "moshi.json"
+    bench = _cli(
+        "bench", "moshi", "--tiny", "--sessions", "1,2", "--seconds", "2", "--json",
+        str(results_path),
+    )  # fmt: skip
+    assert bench.returncode == 0, bench.stderr
+    results = json.loads(results_path.read_text())
+    assert [run["sessions"] for run in results["runs"]] == [1, 2]
+    for run in results["runs"]:
+        assert 0 < run["frame_ms"]["p50"] <= run["frame_ms"]["p90"]
+        assert run["overhead_ms"]["p90"] > 0 and run["errors"] == 0
+        assert run["frames_received"] >= run["frames_sent"] - 2 * run["sessions"]
+    assert results["runs"][1]["batch_mean"] > 1.5
+    refused = _cli("bench", "moshi", "--sessions", "0")
+    assert refused.returncode == 2 and "--sessions 0 must be at least 1" in refused.stderr
