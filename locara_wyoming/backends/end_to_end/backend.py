@@ -26,14 +26,15 @@ def _engine_name(model_id: str) -> str:
     return next((e for prefix, e in HELPER_ENGINES.items() if model_id.startswith(prefix)), "moshi")
 
 
-def default_max_sessions(model_id: str) -> int:
-    return 1 if _engine_name(model_id) != "moshi" else 4
+def max_sessions(entry: EndToEndModelConfig) -> int:
+    """The entry's own, else 4 for `moshi-` and 1 for a helper's single conversation."""
+    return entry.max_sessions or (4 if _engine_name(entry.id) == "moshi" else 1)
 
 
 def make_runner(entry: EndToEndModelConfig) -> EngineRunner:
     directory = model_directory(entry)
     engine = _engine_name(entry.id)
-    slots = entry.max_sessions or default_max_sessions(entry.id)
+    slots = max_sessions(entry)
     if engine == "moshi" and entry.python is None:
 
         def load() -> Engine:
@@ -64,7 +65,7 @@ class EndToEndBackend(VoiceBackend):
         self.batcher = FrameBatcher(
             model_id,
             self.runner,
-            self.entry.max_sessions or default_max_sessions(model_id),
+            max_sessions(self.entry),
             self.entry.batch_wait_ms / 1000,
         )
 

@@ -7,10 +7,13 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 
 from ...helpers.engine import Engine, FrameOutput, Persona
+
+T = TypeVar("T")
 
 
 class EngineFailedError(Exception):
@@ -49,13 +52,11 @@ class ThreadRunner(EngineRunner):
         self._engine: Engine | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
 
-    async def _run(self, function: Callable[[], object]) -> object:
+    async def _run(self, function: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, function)
 
     async def start(self) -> None:
-        self._engine = engine = await asyncio.get_running_loop().run_in_executor(
-            self._thread, self._load
-        )
+        self._engine = engine = await self._run(self._load)
         self.sample_rate, self.frame_samples = engine.sample_rate, engine.frame_samples
         self.slots = engine.slots
 
@@ -77,7 +78,7 @@ class ThreadRunner(EngineRunner):
             outputs = engine.step(frames)
             return outputs, 1000 * (time.perf_counter() - started)
 
-        return await asyncio.get_running_loop().run_in_executor(self._thread, timed)
+        return await self._run(timed)
 
     async def recover(self) -> None:
         """A call that raised leaves the loaded model usable: the slots are reset next."""
