@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_parser(commands)
     _bench_parser(commands)
     models_command.add_parser(commands)
+    token = commands.add_parser(
+        "token", help="print the control token Home Assistant's Locara integration asks for"
+    )
+    token.add_argument("--config", type=Path, help="TOML configuration file (its data_dir)")
+    token.add_argument("--data-dir", help="the server's data directory")
     return parser
 
 
@@ -203,7 +208,22 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "models":
         return _models(args)
+    if args.command == "token":
+        return _token(args)
     return _bench(args)
+
+
+def _token(args: argparse.Namespace) -> int:
+    from .control.identity import load_identity
+
+    try:
+        data_dir = Path(args.data_dir or load_config(args.config).server.data_dir).expanduser()
+    except ConfigError as error:
+        print(f"locara-wyoming: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    data_dir.mkdir(parents=True, exist_ok=True)
+    print(load_identity(data_dir).token)
+    return 0
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import tomllib
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Annotated, Any, Self, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -126,6 +126,10 @@ class PersonaConfig(_Section):
     voice_prompt: str | None = None
     """PersonaPlex only: the voice to speak in, a `.wav` or `.pt` file or a name in the
     model's voices (`NATF2.pt`); the system prompt is its text prompt."""
+    home_control: Literal["home_assistant_first", "llm_only"] = "home_assistant_first"
+    """In voice sessions on the pipeline: hand the user's words to Home Assistant's own
+    conversation agent first (through the Locara integration), the LLM answering what it
+    does not handle; or always the LLM."""
 
 
 class SessionsConfig(_Section):
@@ -262,6 +266,8 @@ class LocaraConfig(_Section):
     rooms: list[RoomConfig] = Field(default_factory=list)
     personas: list[PersonaConfig] = Field(default_factory=lambda: [PersonaConfig(name="locara")])
     default_persona: str | None = None
+    muted: list[str] = Field(default_factory=list)
+    """Satellites whose microphone the server ignores (their sessions stay open)."""
     models: list[EndToEndModelConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -16,6 +16,7 @@ from wyoming.server import AsyncEventHandler, AsyncServer, AsyncStdioServer
 
 from .backends.registry import Backends
 from .config import LocaraConfig
+from .control.service import ControlService
 from .services.agent import ConversationAgent
 from .services.connection import ServerContext, WyomingConnection
 from .services.history import ConversationStore
@@ -69,6 +70,7 @@ class LocaraServer:
         self._context: ServerContext | None = None
         self._server = AsyncServer.from_uri(config.server.uri)
         self._allowed = config.server.allowed_networks()
+        self.name = instance_name(config.server.zeroconf_name)
 
     def _connect(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -87,8 +89,9 @@ class LocaraServer:
         return connection
 
     async def run(self) -> None:
-        config = self.config
         _LOGGER.info("Data directory: %s", self.data_dir)
+        control = ControlService.load(self.data_dir, self.name)
+        config = self.config = control.settings_file.apply_to(self.config)
 
         stages = await load_stages(config)
         store = ConversationStore(
@@ -104,7 +107,9 @@ class LocaraServer:
             agent=agent,
             info=build_info(stages, config),
             backends=backends,
+            control=control,
         )
+        control.attach(self._context)
         try:
             await backends.start_configured()
         except BaseException:
@@ -122,7 +127,7 @@ class LocaraServer:
             return
 
         await self._server.start(self._connect)
-        advertiser = self._advertiser()
+        advertiser = self._advertiser(control.identity.server_id)
         if advertiser is not None:
             await advertiser.start()
         _LOGGER.info(
@@ -138,19 +143,21 @@ class LocaraServer:
                 await advertiser.stop()
             await self._server.stop()
             await self._wait_for_connections()
+            await control.hub.close()
             await backends.close()
             _LOGGER.info("Stopped")
 
-    def _advertiser(self) -> ZeroconfAdvertiser | None:
+    def _advertiser(self, server_id: str) -> ZeroconfAdvertiser | None:
         settings = self.config.server
         uri = urlparse(settings.uri)
         if not settings.zeroconf or uri.scheme != "tcp" or uri.port is None:
             return None
         return ZeroconfAdvertiser(
-            instance_name(settings.zeroconf_name),
+            self.name,
             advertised_address(uri.hostname or ""),
             uri.port,
             settings.zeroconf_interfaces,
+            server_id,
         )
 
     def _closed(self, connection: WyomingConnection) -> None:

@@ -2,7 +2,8 @@
 
 `wyoming.zeroconf.HomeAssistantZeroconf` registers one address and cannot
 withdraw its record; Home Assistant keeps showing a server that has stopped.
-This advertiser adds TXT properties our integration matches on, every address
+This advertiser adds TXT properties our integration matches on (and the server's
+stable `id`, the integration's unique id), every address
 the server is reachable at, and unregisters on shutdown.
 """
 
@@ -47,7 +48,12 @@ def advertised_address(bind_host: str) -> str:
 
 class ZeroconfAdvertiser:
     def __init__(
-        self, name: str, host: str, port: int, interfaces: list[str] | None = None
+        self,
+        name: str,
+        host: str,
+        port: int,
+        interfaces: list[str] | None = None,
+        server_id: str | None = None,
     ) -> None:
         self.name = name
         self.host = host
@@ -61,7 +67,11 @@ class ZeroconfAdvertiser:
             f"{name}.{SERVICE_TYPE}",
             addresses=[socket.inet_aton(host)],
             port=port,
-            properties={"server": "locara", "version": __version__},
+            properties={
+                "server": "locara",
+                "version": __version__,
+                **({"id": server_id} if server_id else {}),
+            },
             server=f"{name}.local.",
         )
 

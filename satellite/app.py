@@ -22,7 +22,12 @@ from wyoming.wake import Detection
 
 from locara_wyoming.client.echo_gate import EchoGate, EchoGatedSource
 from locara_wyoming.client.session import AudioSource, SessionClient, SessionError
-from locara_wyoming.sessions.protocol import Flush, SatelliteState, SessionRequest
+from locara_wyoming.sessions.protocol import (
+    LISTEN_TYPE,
+    Flush,
+    SatelliteState,
+    SessionRequest,
+)
 
 from .audio import MIC_FORMAT, Speaker
 from .audio.wav_files import read_wav
@@ -141,6 +146,8 @@ class Satellite:
         if event.type == "locara-session":
             _LOGGER.info("Connected: session %s", event.data.get("session_id"))
             self._send_soon(SatelliteState(self._current_state()).event())
+        if event.type == LISTEN_TYPE:  # after an announcement that expects an answer
+            self.conversation.open("the server asked")
         if event.type != "pong":
             self.conversation.activity()
         if Flush.is_type(event.type):

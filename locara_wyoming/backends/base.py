@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -18,12 +18,25 @@ class BackendFullError(Exception):
     """The backend serves as many sessions as it can; the message says how many."""
 
 
+class HomeControl(Protocol):
+    """Hands a user's words to Home Assistant."""
+
+    @property
+    def available(self) -> bool:
+        """Whether Home Assistant can be asked now."""
+
+    async def ask(self, text: str, language: str) -> str | None:
+        """The speech to answer with, or None when Home Assistant did not handle the words
+        (or gave no answer in time)."""
+
+
 @dataclass(frozen=True)
 class SessionSettings:
     session_id: str
     satellite: str
     area: str | None
     persona: PersonaConfig
+    home_control: HomeControl | None = None
 
 
 class VoiceSession(ABC):
@@ -71,6 +84,11 @@ class VoiceBackend(ABC):
     def status(self, since_step: int = 0) -> dict[str, Any]:
         """What `locara-status` reports of the backend (timings after step `since_step`)."""
         return {}
+
+    @property
+    def healthy(self) -> bool:
+        """False while the backend's model is failed and being brought back."""
+        return True
 
     @abstractmethod
     async def close(self) -> None:

@@ -66,6 +66,19 @@ class Backends:
             self._loaded[model_id] = factory(model_id, self._stages, self._agent, self._config)
         return self._loaded[model_id]
 
+    def loaded(self, model_id: str) -> bool:
+        return model_id in self._loaded
+
+    async def discard(self, model_id: str) -> None:
+        """Close and drop a backend that failed to start, so that a later request tries
+        afresh."""
+        backend = self._loaded.pop(model_id, None)
+        if backend is not None:
+            try:
+                await backend.close()
+            except Exception:
+                _LOGGER.exception("closing %s, which failed to start", model_id)
+
     async def start_configured(self) -> None:
         """Load every backend the configuration names, so that no session waits for one."""
         model_ids = sorted(set(configured_backends(self._config).values()))
@@ -74,7 +87,16 @@ class Backends:
             await self.get(model_id).start()
 
     def status(self, since_step: int = 0) -> dict[str, dict[str, object]]:
-        return {model_id: b.status(since_step) for model_id, b in self._loaded.items()}
+        return {
+            model_id: {"healthy": backend.healthy, **backend.status(since_step)}
+            for model_id, backend in self._loaded.items()
+        }
+
+    def available(self, config: LocaraConfig) -> list[str]:
+        """The backends a room can be given: those loaded, named, or with a [[models]] entry."""
+        return sorted(
+            {*self._loaded, *configured_backends(config).values(), *(m.id for m in config.models)}
+        )
 
     async def close(self) -> None:
         for backend in self._loaded.values():

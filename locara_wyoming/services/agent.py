@@ -52,6 +52,14 @@ class ConversationAgent:
         written = self._write(messages, turn, persona, conversation)
         return AgentReply(turn, written, conversation)
 
+    def told(self, conversation_id: str, text: str, answer: str) -> AgentReply:
+        """A reply someone else wrote (Home Assistant's), kept in the history as the LLM's
+        would be, so that the LLM knows of it in later turns."""
+        conversation = self.store.get(conversation_id)
+        turn = Turn(user=text, assistant="", interrupted=True)
+        conversation.turns.append(turn)
+        return AgentReply(turn, _told(turn, answer), conversation)
+
     async def _write(
         self,
         messages: list[ChatMessage],
@@ -71,3 +79,9 @@ class ConversationAgent:
         )
         self._prefills.add(prefill)
         prefill.add_done_callback(self._prefills.discard)
+
+
+async def _told(turn: Turn, answer: str) -> AsyncGenerator[str, None]:
+    turn.assistant = answer
+    yield answer
+    turn.interrupted = False

@@ -35,23 +35,30 @@ from wyoming.tts import (
 )
 
 from ..audio_format import AudioFormatError, PcmFormat
-from ..backends.base import BackendFullError, SessionSettings
+from ..backends.base import BackendFullError
 from ..backends.registry import Backends
 from ..config import LocaraConfig
+from ..control.service import (
+    CONTROL_TYPES,
+    HOME_ANSWER,
+    ControlClient,
+    ControlError,
+    ControlService,
+)
 from ..protocol.reader import ProtocolError, ReadLimits, read_event
 from ..sessions.link import UPLINK_TYPES, SessionEnded, SessionLink
+from ..sessions.opening import open_session
 from ..sessions.protocol import (
     REQUEST_KEY,
     STATUS_TYPE,
     SessionRequest,
     SessionRequestError,
-    SessionStarted,
 )
-from ..sessions.routing import route
 from ..stages.remote import RemoteServiceError
 from ..stages.tts import VoiceNotFoundError
 from ..workers import ModelBusyError
 from .agent import ConversationAgent
+from .info import build_info
 from .speech import StreamingSynthesis, speak
 from .stages import Stages
 from .transcription import AudioTooLongError, Utterance, send_transcript
@@ -75,11 +82,16 @@ class ServerContext:
     """What every connection shares: the warm stages, configuration and the agent."""
 
     config: LocaraConfig
+    """The configuration as it is now: the control channel replaces it when settings change."""
     stages: Stages
     agent: ConversationAgent
     info: Info
     backends: Backends
+    control: ControlService
     sessions: dict[str, SessionLink] = field(default_factory=dict)
+
+    def refresh_info(self) -> None:
+        self.info = build_info(self.stages, self.config)
 
     @property
     def read_limits(self) -> ReadLimits:
@@ -108,6 +120,7 @@ class WyomingConnection(AsyncEventHandler):
         self._language: str | None = None
         self._stream: StreamingSynthesis | None = None
         self._link: SessionLink | None = None
+        self._control = ControlClient(self.write_event)
         self._last_activity = time.monotonic()
         self._serving = False
 
@@ -140,6 +153,8 @@ class WyomingConnection(AsyncEventHandler):
                     await self._send_error("bad-audio-format", str(error))
                 except SessionRequestError as error:
                     await self._send_error("bad-request", str(error))
+                except ControlError as error:
+                    await self._send_error(error.code, error.text, event.data.get("id"))
                 except (KeyError, TypeError, ValueError) as error:
                     await self._send_error("bad-event", f"bad {event.type!r} event: {error}")
         except (ConnectionError, OSError) as error:
@@ -166,6 +181,8 @@ class WyomingConnection(AsyncEventHandler):
                 raise TimeoutError(
                     f"no event within the keep-alive time ({keepalive:g} s)"
                 ) from None
+        if self._control.subscriber is not None:  # Home Assistant's integration: it waits
+            return await read_event(self.reader, self._limits)
         limit = self.context.config.limits.idle_connection_s
         read = asyncio.ensure_future(read_event(self.reader, self._limits))
         try:
@@ -195,11 +212,14 @@ class WyomingConnection(AsyncEventHandler):
             raise ConnectionResetError("the client stopped reading") from None
 
     async def disconnect(self) -> None:
+        await self.context.control.unsubscribe(self._control)
         if self._link is not None:
             await self._link.close()
             session_id = self._link.started.session_id
             if self.context.sessions.get(session_id) is self._link:  # not taken over
                 del self.context.sessions[session_id]
+                self.context.control.session_changed(self._link, connected=False)
+                self.context.control.push_server_state()
             _LOGGER.info(
                 "Session %s (%s) ended", self._link.started.session_id, self._link.satellite
             )
@@ -210,9 +230,12 @@ class WyomingConnection(AsyncEventHandler):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
 
-    async def _send_error(self, code: str, text: str) -> None:
+    async def _send_error(self, code: str, text: str, request_id: object = None) -> None:
+        event = Error(text=text, code=code).event()
+        if request_id is not None:
+            event.data["request_id"] = request_id
         with contextlib.suppress(ConnectionError, OSError):
-            await self.write_event(Error(text=text, code=code).event())
+            await self.write_event(event)
 
     # -- dispatch ----------------------------------------------------------------
 
@@ -224,6 +247,11 @@ class WyomingConnection(AsyncEventHandler):
                 return False
         elif RunPipeline.is_type(event.type):
             await self._start_session(event)
+        elif event.type in CONTROL_TYPES:
+            if event.type == HOME_ANSWER:  # read at once: a session is waiting for it
+                await self.context.control.handle(self._control, event)
+            else:
+                self._enqueue(lambda: self._control_request(event))
         elif event.type == STATUS_TYPE:
             sessions = [link.status() for link in self.context.sessions.values()]
             since = event.data.get("since_step", 0)
@@ -286,30 +314,38 @@ class WyomingConnection(AsyncEventHandler):
             raise RequestError(
                 "busy", f"the server is at its limit of {sessions.max_sessions} sessions"
             )
-        chosen = route(self.context.config, request.name, request.area)
-        backend = self.context.backends.get(chosen.backend)
         # A resumed session keeps its id, and with it the conversation's history.
         session_id = request.resume or uuid.uuid4().hex
-        settings = SessionSettings(session_id, request.name, request.area, chosen.persona)
-        started = SessionStarted(
-            session_id=settings.session_id,
-            backend=backend.model_id,
-            persona=chosen.persona.name,
-            input=PcmFormat(backend.input_rate, 2, 1),
-            output=backend.output_format(chosen.persona),
-            frame_ms=1000 * backend.frame_samples / backend.input_rate,
-        )
+        control = self.context.control
         try:
-            session = await backend.open(settings)
+            opened = await open_session(
+                self.context.backends, self.context.config, session_id, request.name,
+                request.area, control.home_control(session_id, request.name, request.area),
+            )  # fmt: skip
         except BackendFullError as error:
             raise RequestError("busy", str(error)) from None
-        self._link = SessionLink(session, started, self.write_event, request.name, request.area)
-        self.context.sessions[settings.session_id] = self._link
+        started = opened.started
+        self._link = SessionLink(
+            opened.session, started, self.write_event, request.name, request.area,
+            on_change=control.session_changed,
+        )  # fmt: skip
+        self._link.muted = request.name in self.context.config.muted
+        self.context.sessions[session_id] = self._link
         await self._link.start()
+        control.push_server_state()
         _LOGGER.info(
             "Session %s: %s (%s) on %s as %s",
-            settings.session_id, request.name, request.area, backend.model_id, chosen.persona.name,
+            session_id, request.name, request.area, started.backend, started.persona,
         )  # fmt: skip
+
+    async def _control_request(self, event: Event) -> None:
+        try:
+            answer = await self.context.control.handle(self._control, event)
+        except ControlError as error:
+            await self._send_error(error.code, error.text, event.data.get("id"))
+            return
+        if answer is not None:
+            await self.write_event(answer)
 
     # -- requests run one at a time, off the reading loop --------------------------
 

@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from wyoming.asr import Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
@@ -26,7 +27,7 @@ from wyoming.wake import Detection
 from ..audio_format import MonoConverter, PcmFormat
 from ..backends import events as session_events
 from ..backends.base import VoiceSession
-from .protocol import Flush, PlayedReport, SatelliteState, SessionStarted
+from .protocol import LISTEN_TYPE, Flush, PlayedReport, SatelliteState, SessionStarted
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -50,26 +51,48 @@ class SessionLink:
         write: Write,
         satellite: str,
         area: str | None = None,
+        on_change: Callable[[SessionLink], None] | None = None,
     ) -> None:
         self.session = session
         self.started = started
         self.satellite = satellite
         self.area = area
         self.state = "listening"
-        """What the satellite last said it was doing (a plain satellite always listens)."""
+        """What the satellite is doing: as it last said, or as its session's events show."""
         self.user_speaking = False
         """The satellite's own VAD: the user is speaking now."""
         self.last_wake_word: str | None = None
+        self.last_transcript: str | None = None
+        self.last_reply: str | None = None
+        self._latency_ms: float | None = None
+        """The last reply's time from the end of the user's speech to its first audio,
+        until taken."""
+        self.muted = False
+        """The microphone is ignored: silence goes to the backend instead."""
         self.opened_at = time.monotonic()
+        self._on_change = on_change
         self._closed = False
         self._write = write
+        self._source_format: PcmFormat | None = None
         self._converter: MonoConverter | None = None
         self._open_audio: str | None = None  # reply whose audio stream is open
         self._downlink: asyncio.Task[None] | None = None
+        self._downlink_lock = asyncio.Lock()
+        """Held while one reply's events go out, so an announcement never interleaves."""
 
     async def start(self) -> None:
         await self._write(self.started.event())
         self._downlink = asyncio.create_task(self._send_events(), name=f"downlink {self.satellite}")
+        self._changed()
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change(self)
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self._changed()
 
     # -- uplink ---------------------------------------------------------------------
 
@@ -77,20 +100,20 @@ class SessionLink:
         """An uplink event; raises SessionEnded on `audio-stop`, ValueError on bad input."""
         if AudioStart.is_type(event.type):
             start = AudioStart.from_event(event)
-            self._converter = MonoConverter(
-                PcmFormat(start.rate, start.width, start.channels), self.started.input.rate
-            )
+            self._source_format = PcmFormat(start.rate, start.width, start.channels)
+            self._converter = MonoConverter(self._source_format, self.started.input.rate)
         elif AudioChunk.is_type(event.type):
             if self._converter is None:
                 raise ValueError("audio-chunk before audio-start")
-            self.session.push_audio(self._converter.convert(AudioChunk.from_event(event).audio))
+            samples = self._converter.convert(AudioChunk.from_event(event).audio)
+            self.session.push_audio(samples * 0 if self.muted else samples)
         elif AudioStop.is_type(event.type):
             raise SessionEnded
         elif Played.is_type(event.type):
             report = PlayedReport.from_event(event)
             self.session.report_played(report.reply_id, report.samples)
         elif SatelliteState.is_type(event.type):
-            self.state = SatelliteState.from_event(event).state
+            self._set_state(SatelliteState.from_event(event).state)
             _LOGGER.info("%s: %s", self.satellite, self.state)
         elif Detection.is_type(event.type):
             self.last_wake_word = Detection.from_event(event).name
@@ -107,6 +130,7 @@ class SessionLink:
             "backend": self.started.backend,
             "persona": self.started.persona,
             "state": self.state,
+            "muted": self.muted,
             "user_speaking": self.user_speaking,
             "wake_word": self.last_wake_word,
             "connected_s": round(time.monotonic() - self.opened_at, 1),
@@ -117,10 +141,75 @@ class SessionLink:
     async def _send_events(self) -> None:
         try:
             async for event in self.session.events():
-                for wyoming_event in self._translate(event):
-                    await self._write(wyoming_event)
+                async with self._downlink_lock:
+                    await self._send(event)
         except (ConnectionError, OSError) as error:
             _LOGGER.debug("%s: downlink closed: %s", self.satellite, error)
+
+    async def _send(self, event: session_events.SessionEvent) -> None:
+        self._follow(event)
+        for wyoming_event in self._translate(event):
+            await self._write(wyoming_event)
+
+    def _follow(self, event: session_events.SessionEvent) -> None:
+        """What the session's events say of the room: its state, words and latency."""
+        if isinstance(event, session_events.UserTranscript):
+            self.last_transcript = event.text
+            self.state = "thinking"
+            self._changed()
+        elif isinstance(event, session_events.ReplyAudio):
+            self._set_state("speaking")
+        elif isinstance(event, session_events.ReplyFinished):
+            self.last_reply = event.text
+            self._latency_ms = event.timings.get("speech_end_to_audio_ms")
+            self.state = "listening"
+            self._changed()
+        elif isinstance(event, session_events.ReplyInterrupted):
+            self._set_state("listening")
+
+    def take_latency(self) -> float | None:
+        """The voice-to-voice latency of a reply finished since the last call, if any."""
+        latency, self._latency_ms = self._latency_ms, None
+        return latency
+
+    async def announce(
+        self, text: str, audio: AsyncIterator[bytes], audio_format: PcmFormat
+    ) -> None:
+        """Say `text`, whose speech `audio` yields, as a reply of its own, cutting the reply
+        that is playing."""
+        await self.session.interrupt()
+        reply_id = f"announce-{uuid.uuid4().hex[:8]}"
+        _LOGGER.info("%s: announcing", self.satellite)
+        async with self._downlink_lock:
+            await self._send(session_events.ReplyStarted(reply_id))
+            await self._send(session_events.ReplyText(reply_id, text))
+            async for block in audio:
+                await self._send(session_events.ReplyAudio(reply_id, block, audio_format))
+            await self._send(session_events.ReplyFinished(reply_id, text, {}))
+
+    async def listen(self) -> None:
+        """Ask the satellite to open its conversation, as its wake word would."""
+        await self._write(Event(type=LISTEN_TYPE))
+
+    async def move(self, session: VoiceSession, started: SessionStarted) -> None:
+        """Go on with another backend or persona: the old session ends, its reply is cut."""
+        async with self._downlink_lock:
+            await self._write(started.event())  # before any event of the new session
+            old, self.session, self.started = self.session, session, started
+            if self._downlink is not None:
+                self._downlink.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._downlink
+            if self._open_audio is not None:
+                reply_id = self._open_audio
+                for wyoming_event in self._translate(session_events.ReplyInterrupted(reply_id)):
+                    await self._write(wyoming_event)
+            if self._source_format is not None:
+                self._converter = MonoConverter(self._source_format, started.input.rate)
+        await old.close()
+        self.state = "listening"
+        self._downlink = asyncio.create_task(self._send_events(), name=f"downlink {self.satellite}")
+        self._changed()
 
     def _close_audio(self) -> list[Event]:
         if self._open_audio is None:

@@ -24,6 +24,8 @@ _SESSION_TYPE = "locara-session"
 _FLUSH_TYPE = "locara-flush"
 _STATE_TYPE = "locara-state"
 STATUS_TYPE = "locara-status"
+LISTEN_TYPE = "locara-listen"
+"""The server asks the satellite to open its conversation (after an announcement)."""
 SATELLITE_STATES = ("idle", "listening", "thinking", "speaking")
 """What a satellite may say it is doing; `connecting` it cannot say."""
 

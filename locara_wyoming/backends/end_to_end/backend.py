@@ -88,6 +88,10 @@ class EndToEndBackend(VoiceBackend):
         session.slot = await self.batcher.attach(user)
         return session
 
+    @property
+    def healthy(self) -> bool:
+        return not self.batcher.recovering
+
     def status(self, since_step: int = 0) -> dict[str, Any]:
         return {
             "sessions": self.batcher.sessions,

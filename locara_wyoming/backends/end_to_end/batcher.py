@@ -53,6 +53,8 @@ class FrameBatcher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
+        self.recovering = False
+        """The model failed and is being brought back."""
 
     @property
     def sessions(self) -> int:
@@ -130,6 +132,7 @@ class FrameBatcher:
     async def _recover(self, error: Exception) -> None:
         """Tell every session, bring the model back, and start their conversations again."""
         _LOGGER.error("%s: model failed: %s", self.name, error)
+        self.recovering = True
         for user in self._users.values():
             user.frames.clear()
             user.fail(f"the model failed and its conversation starts again: {error}")
@@ -146,6 +149,7 @@ class FrameBatcher:
                 await asyncio.sleep(delay)
                 continue
             _LOGGER.info("%s: model back, %d sessions go on", self.name, len(self._users))
+            self.recovering = False
             return
 
     async def close(self) -> None:

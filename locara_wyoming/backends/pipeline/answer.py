@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...audio_format import PcmFormat
+from ...backends.base import HomeControl
 from ...config import PersonaConfig
-from ...services.agent import ConversationAgent
+from ...services.agent import AgentReply, ConversationAgent
 from ...stages.stt import SpeechToText
 from ...stages.tts import TextToSpeech
 from ..events import (
@@ -49,6 +50,7 @@ class AnswerContext:
     silence_ms: float
     emit: Callable[[SessionEvent], None]
     emit_audio: Callable[[ReplyAudio], Awaitable[None]]
+    home_control: HomeControl | None = None
 
 
 class Answer:
@@ -58,11 +60,13 @@ class Answer:
         self.committed = False
         self.reply: Reply | None = None
         self._held: list[SessionEvent] = []
+        self._committed = asyncio.Event()
         self.task = asyncio.get_running_loop().create_task(self._run(audio))
 
     def commit(self) -> None:
         """The turn is over: send what was held back, and everything from now on."""
         self.committed = True
+        self._committed.set()
         held, self._held = self._held, []
         for event in held:
             self._send(event)
@@ -99,6 +103,21 @@ class Answer:
                 1000 * (reply.first_audio_sent - self.speech_end_at), 1
             )
 
+    async def _answer(self, text: str) -> AgentReply:
+        """Home Assistant's answer when the persona asks it first and it handles the words;
+        otherwise the LLM's."""
+        context = self.context
+        persona, home = context.persona, context.home_control
+        if home is not None and home.available and persona.home_control == "home_assistant_first":
+            # Only once the turn is over: "turn on the lights … in the kitchen" must not
+            # switch on every light at the pause.
+            await self._committed.wait()
+            speech = await home.ask(text, persona.language)
+            if speech is not None:
+                _LOGGER.info("Home Assistant handled the request")
+                return context.agent.told(context.conversation_id, text, speech)
+        return context.agent.respond(persona, context.conversation_id, text)
+
     async def _run(self, audio: np.ndarray) -> None:
         context = self.context
         started = time.monotonic()
@@ -118,18 +137,11 @@ class Answer:
         reply.timings.stt_ms = round(1000 * (time.monotonic() - started), 1)
         self.reply = reply
         self._emit(UserTranscript(text))
-        self._emit(ReplyStarted(reply.reply_id))
         try:
+            reply.answer = answer = await self._answer(text)
+            self._emit(ReplyStarted(reply.reply_id))
             await speak_reply(
-                reply,
-                context.agent,
-                context.tts,
-                context.persona,
-                context.conversation_id,
-                text,
-                context.voice,
-                self._emit,
-                self._emit_audio,
+                reply, answer, context.tts, context.voice, self._emit, self._emit_audio
             )
         except Exception as error:
             _LOGGER.exception("reply failed")

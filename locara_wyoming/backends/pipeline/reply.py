@@ -15,8 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ...audio_format import PcmFormat
-from ...config import PersonaConfig
-from ...services.agent import AgentReply, ConversationAgent
+from ...services.agent import AgentReply
 from ...stages.tts import TextToSpeech
 from ..events import ReplyAudio, ReplyText
 from .clauses import ClauseChunker
@@ -114,16 +113,14 @@ class Reply:
 
 async def speak_reply(
     reply: Reply,
-    agent: ConversationAgent,
+    answer: AgentReply,
     tts: TextToSpeech,
-    persona: PersonaConfig,
-    conversation_id: str,
-    user_text: str,
     voice: str,
     emit_text: Callable[[ReplyText], None],
     emit_audio: Callable[[ReplyAudio], Awaitable[None]],
 ) -> None:
-    """Generate and speak `reply`; cancelling it stops the LLM and the TTS at once.
+    """Speak `answer` (the LLM's, or Home Assistant's) as `reply`; cancelling it stops the
+    LLM and the TTS at once.
 
     The first clause is spoken alone: the LLM waits until its audio exists, so that on a
     small machine the two do not slow each other down at the moment that counts. After
@@ -155,8 +152,6 @@ async def speak_reply(
             reply.timings.first_clause = time.monotonic()
         clauses.put_nowait(clause)
 
-    answer = agent.respond(persona, conversation_id, user_text)
-    reply.answer = answer
     speaker = asyncio.create_task(speak_clauses(), name=f"reply {reply.reply_id} tts")
     try:
         chunker = ClauseChunker()

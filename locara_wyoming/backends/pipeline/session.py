@@ -75,6 +75,7 @@ class PipelineSession(VoiceSession):
             silence_ms=float(self._turns.silence_ms),
             emit=self._emit,
             emit_audio=self._emit_audio,
+            home_control=settings.home_control,
         )
         self._audio_budget = sessions.max_buffered_audio_s * audio_format.rate
         self._queued_samples = 0

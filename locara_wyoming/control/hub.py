@@ -1,0 +1,154 @@
+"""Who is told what: the subscribed control connections, the satellites' records, and
+the questions the server asks Home Assistant.
+
+Pushes never wait for a subscriber: each has a bounded queue written by a task of its
+own; one that falls `MAX_QUEUED_PUSHES` behind is dropped (it reconnects and gets
+the whole state again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from wyoming.event import Event
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_QUEUED_PUSHES = 256
+HOME_ANSWER_TIMEOUT_S = 5.0
+
+SATELLITE_PUSH = "locara-satellite"
+SERVER_PUSH = "locara-server"
+SETTINGS_PUSH = "locara-settings-changed"
+HOME_REQUEST = "locara-home-request"
+
+Write = Callable[[Event], Awaitable[None]]
+
+
+@dataclass
+class SatelliteRecord:
+    """A satellite as the control channel shows it; kept after it leaves."""
+
+    name: str
+    area: str | None = None
+    connected: bool = False
+    session_id: str | None = None
+    backend: str | None = None
+    persona: str | None = None
+    state: str = "idle"
+    muted: bool = False
+    last_transcript: str | None = None
+    last_reply: str | None = None
+
+
+class Subscriber:
+    def __init__(self, write: Write, on_lost: Callable[[], None]) -> None:
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(MAX_QUEUED_PUSHES)
+        self._write = write
+        self._on_lost = on_lost
+        self._task = asyncio.create_task(self._send(), name="control pushes")
+
+    def push(self, event: Event) -> bool:
+        """Queue `event`; False when the subscriber is too far behind to go on."""
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    async def _send(self) -> None:
+        try:
+            while True:
+                await self._write(await self._queue.get())
+        except (ConnectionError, OSError):
+            self._on_lost()
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+class ControlHub:
+    def __init__(self) -> None:
+        self.satellites: dict[str, SatelliteRecord] = {}
+        self._subscribers: set[Subscriber] = set()
+        self._home_answers: dict[str, asyncio.Future[str | None]] = {}
+
+    @property
+    def subscribed(self) -> bool:
+        return bool(self._subscribers)
+
+    def subscribe(self, write: Write) -> Subscriber:
+        subscriber: Subscriber | None = None
+
+        def lost() -> None:
+            if subscriber is not None:
+                self._subscribers.discard(subscriber)
+
+        subscriber = Subscriber(write, lost)
+        self._subscribers.add(subscriber)
+        return subscriber
+
+    async def unsubscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.discard(subscriber)
+        await subscriber.close()
+
+    def push(self, event: Event) -> None:
+        for subscriber in list(self._subscribers):
+            if not subscriber.push(event):
+                _LOGGER.warning("A control connection fell behind; it gets no more pushes")
+                self._subscribers.discard(subscriber)
+                asyncio.get_running_loop().create_task(subscriber.close())
+
+    def update_satellite(self, record: SatelliteRecord) -> None:
+        self.satellites[record.name] = record
+        self.push(Event(type=SATELLITE_PUSH, data=asdict(record)))
+
+    def satellite_records(self) -> list[dict[str, Any]]:
+        return [asdict(record) for record in self.satellites.values()]
+
+    async def ask_home(
+        self, text: str, language: str, satellite: str, area: str | None, conversation_id: str
+    ) -> str | None:
+        """Home Assistant's spoken answer to `text`, or None: not handled, nobody to ask, or
+        no answer within HOME_ANSWER_TIMEOUT_S."""
+        if not self._subscribers:
+            return None
+        request_id = uuid.uuid4().hex
+        answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._home_answers[request_id] = answer
+        self.push(
+            Event(
+                type=HOME_REQUEST,
+                data={
+                    "id": request_id, "text": text, "language": language,
+                    "satellite": satellite, "area": area, "conversation_id": conversation_id,
+                },
+            )
+        )  # fmt: skip
+        try:
+            return await asyncio.wait_for(answer, HOME_ANSWER_TIMEOUT_S)
+        except TimeoutError:
+            _LOGGER.warning("Home Assistant gave no answer within %g s", HOME_ANSWER_TIMEOUT_S)
+            return None
+        finally:
+            self._home_answers.pop(request_id, None)
+
+    def home_answer(self, request_id: object, handled: object, speech: object) -> bool:
+        """Home Assistant answered; False when no question has this id (any more)."""
+        answer = self._home_answers.get(request_id) if isinstance(request_id, str) else None
+        if answer is None or answer.done():
+            return False
+        answer.set_result(speech if handled is True and isinstance(speech, str) else None)
+        return True
+
+    async def close(self) -> None:
+        for subscriber in list(self._subscribers):
+            await self.unsubscribe(subscriber)

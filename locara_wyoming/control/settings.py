@@ -1,0 +1,89 @@
+"""The settings Home Assistant may change, and the file that keeps them across restarts.
+
+They are the configuration's personas, default backend and persona, rooms and muted
+satellites. The TOML file gives their first values; once changed over the control
+channel they live in `<data_dir>/settings.json`, which overrides the TOML file's
+values for these keys. The file is replaced atomically (written beside, synced,
+renamed): a crash or a kill at any moment leaves either the old settings or the new.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from ..backends.registry import check_configured_backends
+from ..config import ConfigError, LocaraConfig, parse_config
+
+_LOGGER = logging.getLogger(__name__)
+
+SETTINGS_FILE = "settings.json"
+SETTINGS_KEYS = ("default_backend", "default_persona", "personas", "rooms", "muted")
+
+
+def settings_of(config: LocaraConfig) -> dict[str, Any]:
+    """The changeable settings of `config`, as the control channel shows them."""
+    return {
+        "default_backend": config.sessions.default_backend,
+        "default_persona": config.persona().name,
+        "personas": [p.model_dump() for p in config.personas],
+        "rooms": [r.model_dump(exclude_none=True) for r in config.rooms],
+        "muted": list(config.muted),
+    }
+
+
+def with_settings(config: LocaraConfig, changes: dict[str, Any], source: str) -> LocaraConfig:
+    """`config` with `changes` (some of SETTINGS_KEYS) applied, checked as a whole."""
+    if not isinstance(changes, dict):
+        raise ConfigError(f"{source}: settings must be an object")
+    unknown = sorted(set(changes) - set(SETTINGS_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{source}: {unknown[0]!r} is not a setting (settings: {', '.join(SETTINGS_KEYS)})"
+        )
+    data = config.model_dump(exclude_none=True)
+    for key, value in changes.items():
+        if key == "default_backend":
+            data["sessions"]["default_backend"] = value
+        else:
+            data[key] = value
+    return parse_config(data, source)
+
+
+class SettingsFile:
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / SETTINGS_FILE
+
+    def apply_to(self, config: LocaraConfig) -> LocaraConfig:
+        """`config` with the saved settings, if any; unusable ones are reported and kept."""
+        if not self.path.exists():
+            return config
+        try:
+            saved = json.loads(self.path.read_text(encoding="utf-8"))
+            changed = with_settings(config, saved, str(self.path))
+            check_configured_backends(changed)
+        except (OSError, ValueError, ConfigError) as error:
+            _LOGGER.error(
+                "Ignoring the settings saved from Home Assistant (the file is kept): %s", error
+            )
+            return config
+        _LOGGER.info("Settings from %s: %s", self.path, ", ".join(sorted(saved)))
+        return changed
+
+    def save(self, config: LocaraConfig) -> None:
+        """Replace the file with `config`'s settings, whole or not at all."""
+        draft = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        text = json.dumps(settings_of(config), indent=2, ensure_ascii=False)
+        with open(draft, "w", encoding="utf-8") as file:
+            file.write(text + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(draft, self.path)
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself survives a power cut
+        finally:
+            os.close(directory)
