@@ -59,6 +59,8 @@ class SettingsFile:
 
     def apply_to(self, config: LocaraConfig) -> LocaraConfig:
         """`config` with the saved settings, if any; unusable ones are reported and kept."""
+        for draft in self.path.parent.glob(f".{self.path.name}.*"):
+            draft.unlink(missing_ok=True)  # a write that was cut off: the file is whole
         if not self.path.exists():
             return config
         try:

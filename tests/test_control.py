@@ -1,0 +1,268 @@
+"""The control channel over TCP against a real server: the token, pushes, live settings,
+announcements and home control."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from wyoming.client import AsyncTcpClient
+from wyoming.event import Event
+
+from locara_wyoming.bench.server_process import ServerProcess
+from locara_wyoming.config import LocaraConfig, PersonaConfig
+from locara_wyoming.control.settings import SettingsFile
+
+from .conftest import TEST_CONFIG, Speech
+from .control_client import control
+from .test_voice_sessions import satellite
+
+CONFIG = (
+    TEST_CONFIG
+    + """
+[[personas]]
+name = "pirate"
+system_prompt = "You are a pirate. Answer in one short sentence."
+home_control = "llm_only"
+"""
+)
+
+
+@pytest.fixture(scope="module")
+async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
+    process = ServerProcess(tmp_path_factory.mktemp("control"), CONFIG)
+    await process.start()
+    yield process
+    await process.stop()
+
+
+def token_of(server: ServerProcess) -> str:
+    return (server.workdir / "data" / "token").read_text().strip()
+
+
+async def test_the_token_is_private_shown_once_and_guards_every_change(
+    server: ServerProcess,
+) -> None:
+    token_file = server.workdir / "data" / "token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    token = token_of(server)
+    assert len(token) >= 32
+    async with AsyncTcpClient(server.host, server.port) as client:
+        for request in (
+            Event("locara-control", {}),
+            Event("locara-settings", {"token": token[:-1] + "x", "settings": {"muted": ["a"]}}),
+            Event("locara-announce", {"token": "", "text": "hello", "satellite": "a"}),
+        ):
+            await client.write_event(request)
+            answer = await asyncio.wait_for(client.read_event(), 10)
+            assert answer is not None and answer.type == "error", answer
+            assert answer.data["code"] == "unauthorized", answer.data
+        # The connection stays open, and the voice programs need no token.
+        await client.write_event(Event("describe"))
+        info = await asyncio.wait_for(client.read_event(), 10)
+        assert info is not None and info.type == "info"
+    assert not (server.workdir / "data" / "settings.json").exists()
+    assert sum(token in line for line in server.log) == 1, "the token is logged once, at creation"
+    printed = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "locara_wyoming", "token", "--data-dir", str(token_file.parent),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    output, _ = await printed.communicate()
+    assert printed.returncode == 0 and output.decode().strip() == token
+
+
+async def test_a_subscriber_sees_a_satellite_come_talk_and_go(
+    server: ServerProcess, speech: Speech
+) -> None:
+    async with control(server.host, server.port, token_of(server)) as hub:
+        assert (
+            hub.state["server"]["server_id"]
+            == (server.workdir / "data" / "server_id").read_text().strip()
+        )
+        assert "voice-pipeline-default" in hub.state["options"]["backends"]
+        assert "pirate" in hub.state["options"]["personas"]
+        async with satellite(server, "den", area="Den") as room:
+            joined = await hub.push("locara-satellite", lambda d: d["name"] == "den")
+            assert joined["connected"] and joined["area"] == "Den"
+            assert joined["persona"] == "locara" and joined["backend"] == "voice-pipeline-default"
+            server_state = await hub.push("locara-server", lambda d: d["sessions_active"] == 1)
+            assert server_state["backends"]["voice-pipeline-default"]["healthy"] is True
+            said = await room.say(speech.at_16k("What colour is the sky?"))
+            _, reply = await room.reply_after(said.voiced_end)
+            heard = await hub.push(
+                "locara-satellite", lambda d: "sky" in (d["last_transcript"] or "").lower()
+            )
+            assert heard["state"] in ("thinking", "speaking", "listening")
+            await hub.push("locara-satellite", lambda d: d["state"] == "speaking")
+            await asyncio.wait_for(reply.done.wait(), 60)
+            answered = await hub.push("locara-satellite", lambda d: bool(d["last_reply"]))
+            assert answered["state"] == "listening"
+            latency = await hub.push("locara-server", lambda d: d["last_v2v_ms"] is not None)
+            assert 0 < latency["last_v2v_ms"] < 30_000
+        left = await hub.push(
+            "locara-satellite", lambda d: d["name"] == "den" and not d["connected"]
+        )
+        assert left["last_transcript"] == heard["last_transcript"]
+
+
+async def test_settings_move_a_live_session_and_persist_atomically(
+    server: ServerProcess, speech: Speech
+) -> None:
+    settings_file = server.workdir / "data" / "settings.json"
+    async with (
+        control(server.host, server.port, token_of(server)) as hub,
+        satellite(server, "attic") as room,
+    ):
+        assert room.client.started is not None and room.client.started.persona == "locara"
+        asked_at = time.monotonic()
+        done = await hub.request(
+            "locara-settings",
+            settings={"rooms": [{"satellite": "attic", "persona": "pirate"}], "muted": []},
+        )
+        assert done.type == "locara-settings-done", done.data
+        moved = await room.wait_for("locara-session", asked_at)
+        assert moved.event.data["persona"] == "pirate"
+        assert moved.event.data["session_id"] == room.client.started.session_id
+        changed = await hub.push("locara-settings-changed", lambda d: True)
+        assert changed["settings"]["rooms"] == [{"satellite": "attic", "persona": "pirate"}]
+        saved = json.loads(settings_file.read_text())
+        assert saved["rooms"] == [{"satellite": "attic", "persona": "pirate"}]
+
+        # Muted: the room's words never reach the models; the session stays.
+        await hub.request("locara-settings", settings={"muted": ["attic"]})
+        await hub.push("locara-satellite", lambda d: d["name"] == "attic" and d["muted"])
+        said = await room.say(speech.at_16k("Can you hear me?"))
+        await asyncio.sleep(3)
+        assert not room.seen_of("transcript", said.voiced_start)
+
+        # A bad change is refused whole and the file is left as it was.
+        before = settings_file.read_bytes()
+        personas = hub.state["settings"]["personas"]
+        for bad, word in (
+            (
+                {"personas": [*personas, {"name": "x", "voice": "no-such-voice"}]},
+                "no-such-voice",
+            ),
+            ({"default_backend": "nonsense-1"}, "nonsense-1"),
+            ({"rooms": [{"satellite": "attic", "persona": "ghost"}]}, "ghost"),
+            ({"volume": 3}, "volume"),
+        ):
+            refused = await hub.request("locara-settings", settings=bad)
+            assert refused.type == "error" and refused.data["code"] == "bad-request"
+            assert word in refused.data["text"], refused.data
+        assert settings_file.read_bytes() == before
+        await hub.request("locara-settings", settings={"muted": []})
+
+    # The settings outlive the server.
+    await server.stop()
+    await server.start()
+    async with satellite(server, "attic") as room:
+        assert room.client.started is not None and room.client.started.persona == "pirate"
+    assert any("Settings from" in line for line in server.log)
+
+
+async def test_home_assistant_answers_first_and_the_llm_what_it_does_not_handle(
+    server: ServerProcess, speech: Speech
+) -> None:
+    async def home(request: dict[str, Any]) -> tuple[bool, str | None]:
+        if "light" in request["text"].lower():
+            return True, "The kitchen light is on."
+        return False, None
+
+    async with control(server.host, server.port, token_of(server)) as hub:
+        hub.answer_home = home
+        await hub.request("locara-settings", settings={"rooms": []})
+        async with satellite(server, "kitchen", area="Kitchen") as room:
+            said = await room.say(speech.at_16k("Turn on the kitchen light."))
+            _, reply = await room.reply_after(said.voiced_end)
+            await asyncio.wait_for(reply.done.wait(), 60)
+            handled = await room.wait_for("handled", said.voiced_end)
+            assert handled.event.data["text"] == "The kitchen light is on."
+            asked = hub.home_requests[-1]
+            assert asked["satellite"] == "kitchen" and asked["area"] == "Kitchen"
+            assert asked["conversation_id"] == room.client.started.session_id  # type: ignore[union-attr]
+
+            said = await room.say(speech.at_16k("What is the capital of France?"))
+            _, reply = await room.reply_after(said.voiced_end)
+            await asyncio.wait_for(reply.done.wait(), 60)
+            handled = await room.wait_for("handled", said.voiced_end)
+            assert "france" in hub.home_requests[-1]["text"].lower()
+            assert handled.event.data["text"] and "kitchen light" not in handled.event.data["text"]
+
+        # A persona that only talks to the LLM never asks Home Assistant.
+        asked_before = len(hub.home_requests)
+        await hub.request(
+            "locara-settings", settings={"rooms": [{"area": "Loft", "persona": "pirate"}]}
+        )
+        async with satellite(server, "loft", area="Loft") as room:
+            said = await room.say(speech.at_16k("Turn on the light."))
+            _, reply = await room.reply_after(said.voiced_end)
+            await asyncio.wait_for(reply.done.wait(), 60)
+            handled = await room.wait_for("handled", said.voiced_end)
+        assert len(hub.home_requests) == asked_before
+        assert handled.event.data["text"] != "The kitchen light is on."
+        await hub.request("locara-settings", settings={"rooms": []})
+
+
+async def test_an_announcement_is_spoken_then_the_satellite_listens(server: ServerProcess) -> None:
+    async with control(server.host, server.port, token_of(server)) as hub:
+        async with satellite(server, "hall", area="Hall") as room:
+            done = await hub.request(
+                "locara-announce", text="Dinner is ready.", area="Hall", listen=True
+            )
+            assert done.type == "locara-announce-done" and done.data["satellites"] == ["hall"]
+            handled = await room.wait_for("handled", 0)
+            assert handled.event.data["text"] == "Dinner is ready."
+            reply_id = handled.event.data["context"]["reply_id"]
+            reply = room.speaker.replies[reply_id]
+            await asyncio.wait_for(reply.done.wait(), 30)
+            assert sum(len(a) for a in reply.received_audio) > 0.5 * reply.audio.rate
+            assert room.seen_of("locara-listen")
+        missing = await hub.request("locara-announce", text="Hello?", satellite="nobody")
+        assert missing.type == "error" and missing.data["code"] == "not-found"
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from locara_wyoming.config import LocaraConfig, PersonaConfig
+from locara_wyoming.control.settings import SettingsFile
+from locara_wyoming.control.settings import SettingsFile
+store = SettingsFile(Path(sys.argv[1]))
+configs = [LocaraConfig(personas=[PersonaConfig(name=f"p{i}", system_prompt="x" * 20000)])
+           for i in range(2)]
+print("writing", flush=True)
+i = 0
+while True:
+    store.save(configs[i % 2])
+    i += 1
+"""
+
+
+def test_a_killed_writer_leaves_whole_settings(tmp_path: Path) -> None:
+    """Killed at any moment, the file holds the old settings or the new, never a part."""
+    for round_number in range(15):
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        )
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "writing"
+        time.sleep(0.05 + 0.013 * round_number)  # somewhere in a write, or between two
+        writer.kill()
+        writer.wait()
+        saved = json.loads((tmp_path / "settings.json").read_text())
+        assert [p["name"] for p in saved["personas"]] in (["p0"], ["p1"])
+        assert len(saved["personas"][0]["system_prompt"]) == 20000
+        assert LocaraConfig(personas=[PersonaConfig(**saved["personas"][0])])
+    # The next start reads the last whole settings and sweeps the killed writers' drafts.
+    config = SettingsFile(tmp_path).apply_to(LocaraConfig())
+    assert config.personas[0].name in ("p0", "p1")
+    assert os.listdir(tmp_path) == ["settings.json"]
