@@ -1,6 +1,10 @@
 # The README's two commands: `make serve` and `make test`.
 VENV ?= .venv
 ARGS ?=
+# Home Assistant's tests (tests/home_assistant) run after the main suite, in .venv-ha on
+# Home Assistant's own Python, with their own pytest config; HA_ARGS reaches them.
+HA_VENV ?= .venv-ha
+HA_ARGS ?=
 
 .PHONY: serve test lint
 
@@ -12,6 +16,7 @@ test:
 	scripts/setup.sh test
 	$(MAKE) lint
 	$(VENV)/bin/python -m pytest $(ARGS)
+	$(HA_VENV)/bin/python -m pytest -c tests/home_assistant/pytest.ini tests/home_assistant $(HA_ARGS)
 
 lint:
 	$(VENV)/bin/ruff check locara_wyoming satellite tests

@@ -6,19 +6,23 @@
 #   scripts/setup.sh moshi    the server plus PyTorch and Kyutai's moshi, for moshi-… backends
 #   scripts/setup.sh mlx      .venv-mlx: moshi_mlx for moshi-mlx-… backends' helper process
 #                             (Apple silicon; on Linux it runs on the CPU through mlx[cpu])
+#   scripts/setup.sh ha       .venv-ha: Home Assistant 2026.2.3 with its test plugin and
+#                             wyoming 1.7.2, on Python >= 3.13.2 (built once by
+#                             scripts/build-python.sh, or PYTHON_HA=/path/to/python3.13),
+#                             for the tests in tests/home_assistant
 #   scripts/setup.sh test     the server plus everything the test suite needs (the
 #                             stock chain the voice benchmark compares with, Moshi, and
-#                             .venv-satellite and .venv-mlx, which the tests run)
+#                             .venv-satellite, .venv-mlx and .venv-ha, which the tests run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 what=${1:-server}
 case "$what" in
   server) extras="server" ;;
-  satellite|mlx) extras="" ;;
+  satellite|mlx|ha) extras="" ;;
   moshi) extras="server,moshi" ;;
   test) extras="server,moshi,bench,satellite,test" ;;
-  *) echo "usage: scripts/setup.sh [server|satellite|moshi|mlx|test]" >&2; exit 2 ;;
+  *) echo "usage: scripts/setup.sh [server|satellite|moshi|mlx|ha|test]" >&2; exit 2 ;;
 esac
 
 python=${PYTHON:-}
@@ -47,6 +51,63 @@ install_mlx() {
   "$venv/bin/python" -m pip install --quiet -e .
 }
 
+# Home Assistant's tests run on its own Python (2026.2 needs >= 3.13.2) in .venv-ha. The
+# test plugin pins Home Assistant; Home Assistant's own package_constraints.txt (from its
+# wheel) keeps pip from backtracking through its hundreds of pins. Besides Home Assistant:
+# the wyoming version its built-in integration requires, and the requirements of the
+# components that integration loads (phcc skips Home Assistant's own pip installs).
+HA_VERSION=2026.2.3
+HA_PLUGIN=pytest-homeassistant-custom-component==0.13.316
+HA_PACKAGES=(
+  "homeassistant==$HA_VERSION" "$HA_PLUGIN" "wyoming==1.7.2"
+  # what wyoming's dependencies (assist_pipeline, assist_satellite, conversation, ffmpeg,
+  # tts) require, at the versions the constraints file pins, which are their manifests'
+  pymicro-vad pyspeex-noise hassil home-assistant-intents ha-ffmpeg mutagen
+)
+install_ha() {
+  local venv=$1
+  if ! "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 13, 2))' 2>/dev/null; then
+    local py=${PYTHON_HA:-}
+    if [ -z "$py" ]; then
+      echo "Finding or building Python 3.13 for Home Assistant (once, about 5 minutes)…"
+      py=$(scripts/build-python.sh | tail -n 1)
+    fi
+    "$py" -c 'import sys; sys.exit(sys.version_info < (3, 13, 2))' || {
+      echo "Home Assistant $HA_VERSION needs Python 3.13.2 or newer; $py is older" >&2; exit 2; }
+    rm -rf "$venv"
+    "$py" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+  fi
+  local constraints=$venv/homeassistant-$HA_VERSION-constraints.txt
+  if [ ! -s "$constraints" ]; then
+    local work
+    work=$(mktemp -d)
+    "$venv/bin/python" -m pip download --quiet --no-deps -d "$work" "homeassistant==$HA_VERSION"
+    "$venv/bin/python" - "$work"/homeassistant-*.whl "$constraints" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel:
+    data = wheel.read("homeassistant/package_constraints.txt")
+open(sys.argv[2], "wb").write(data)
+PY
+    rm -rf "$work"
+  fi
+  # pip takes half a minute to re-resolve Home Assistant's tree: skip it when this exact
+  # list is already installed.
+  local stamp=$venv/.locara-ha-packages
+  if [ "$(cat "$stamp" 2>/dev/null)" = "${HA_PACKAGES[*]}" ] \
+    && "$venv/bin/python" -c 'import homeassistant, pytest_homeassistant_custom_component, wyoming' 2>/dev/null; then
+    return 0
+  fi
+  echo "Installing Home Assistant $HA_VERSION and its test plugin into $venv (a few minutes the first time)…"
+  "$venv/bin/python" -m pip install --quiet -c "$constraints" "${HA_PACKAGES[@]}"
+  echo "${HA_PACKAGES[*]}" > "$stamp"
+}
+
+if [ "$what" = ha ]; then
+  install_ha "${VENV:-.venv-ha}"
+  echo "Ready: ${VENV:-.venv-ha}"
+  exit 0
+fi
 if [ "$what" = satellite ]; then
   install_satellite "${VENV:-.venv-satellite}"
   echo "Ready: ${VENV:-.venv-satellite}"
@@ -60,6 +121,7 @@ fi
 if [ "$what" = test ]; then
   install_satellite .venv-satellite
   install_mlx .venv-mlx
+  install_ha .venv-ha
   # A real audio server for the sound card test (it skips without one).
   if ! command -v pulseaudio >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "Installing PulseAudio and PortAudio for the sound card test…"

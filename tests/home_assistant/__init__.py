@@ -1,0 +1,1 @@
+"""Home Assistant against a real Locara server (run from .venv-ha; see pytest.ini)."""
