@@ -20,6 +20,7 @@ from locara_wyoming.bench.server_process import ServerProcess
 from locara_wyoming.bench.utterances import write_wav
 
 from .conftest import TEST_CONFIG, Speech
+from .control_client import control
 from .satellite_process import SATELLITE_PYTHON, SatelliteProcess, read_wav
 
 RATE = 16000
@@ -175,6 +176,26 @@ async def test_push_to_talk_opens_on_a_signal(
     await run.wait_for("Conversation opened: push-to-talk")
     assert await run.finish() == 0, run.output()
     assert run.lines("State: speaking"), run.output()
+
+
+async def test_an_announcement_plays_and_opens_the_conversation(
+    server: ServerProcess, whisper: WhisperModel, tmp_path: Path
+) -> None:
+    """Home Assistant's `locara.start_conversation`: spoken, then listening without a
+    wake word."""
+    out = tmp_path / "out.wav"
+    run = await satellite(server, write_wav(tmp_path / "mic.wav", silence(12.0)), out).start()
+    await run.wait_for("State: idle")
+    token = (server.workdir / "data" / "token").read_text().strip()
+    async with control(server.host, server.port, token) as hub:
+        done = await hub.request(
+            "locara-announce", text="The washing machine has finished.", satellite="hall",
+            listen=True,
+        )  # fmt: skip
+    assert done.type == "locara-announce-done", done.data
+    await run.wait_for("Conversation opened: the server asked")
+    assert await run.finish() == 0, run.output()
+    assert {"washing", "machine"} <= set(words_in(out, whisper))
 
 
 async def test_discovery_finds_the_server_by_zeroconf(
