@@ -1,0 +1,19 @@
+"""Constants of the Locara integration."""
+
+from __future__ import annotations
+
+DOMAIN = "locara"
+
+DEFAULT_PORT = 10700
+ZEROCONF_SUFFIX = "._wyoming._tcp.local."
+
+# What the server's voice sessions may be doing (`locara-satellite` pushes).
+SATELLITE_STATES = ["idle", "listening", "thinking", "speaking"]
+
+# Home Assistant's own conversation agent, which answers the server's home requests.
+HOME_ASSISTANT_AGENT = "conversation.home_assistant"
+
+
+def signal_new_satellite(entry_id: str) -> str:
+    """The dispatcher signal sent when a config entry's server reports a new satellite."""
+    return f"{DOMAIN}_{entry_id}_new_satellite"

@@ -1,0 +1,77 @@
+"""Locara entities: the server's, and each satellite's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import Entity, EntityDescription
+
+from .client import LocaraClient, LocaraError, ServerState
+from .const import DOMAIN
+from .data import LocaraConfigEntry, satellite_identifier, server_identifier
+
+
+class LocaraEntity(Entity):
+    """An entity of the server's device, up to date with every push."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(self, entry: LocaraConfigEntry, description: EntityDescription) -> None:
+        self.entity_description = description
+        self.client: LocaraClient = entry.runtime_data.client
+        self.server_id = entry.runtime_data.server_id
+        self._attr_unique_id = f"{self.server_id}-{description.key}"
+        self._attr_device_info = DeviceInfo(identifiers={server_identifier(self.server_id)})
+
+    @property
+    def state_data(self) -> ServerState:
+        assert self.client.state is not None
+        return self.client.state
+
+    @property
+    def available(self) -> bool:
+        return self.client.connected
+
+    async def async_added_to_hass(self) -> None:
+        self.async_on_remove(self.client.add_listener(self.async_write_ha_state))
+
+    async def _change_settings(self, changes: dict[str, Any]) -> None:
+        try:
+            await self.client.change_settings(changes)
+        except LocaraError as error:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="request_failed",
+                translation_placeholders={"error": str(error)},
+            ) from error
+
+
+class LocaraSatelliteEntity(LocaraEntity):
+    """An entity of a satellite's device; unavailable while the satellite is away."""
+
+    def __init__(
+        self, entry: LocaraConfigEntry, satellite: str, description: EntityDescription
+    ) -> None:
+        super().__init__(entry, description)
+        self.satellite = satellite
+        self._attr_unique_id = f"{self.server_id}:{satellite}-{description.key}"
+        self._attr_device_info = DeviceInfo(
+            identifiers={satellite_identifier(self.server_id, satellite)},
+            name=satellite,
+            manufacturer="Locara",
+            model="Locara satellite",
+            suggested_area=self.record.get("area"),
+            via_device=server_identifier(self.server_id),
+        )
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The satellite as the server last reported it."""
+        return self.state_data.satellites.get(self.satellite, {})
+
+    @property
+    def available(self) -> bool:
+        return super().available and bool(self.record.get("connected"))

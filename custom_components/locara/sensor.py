@@ -1,0 +1,126 @@
+"""Sensors: the server's sessions, latency and backend health; each satellite's state and words."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
+from homeassistant.const import UnitOfTime
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.typing import StateType
+
+from .const import SATELLITE_STATES, signal_new_satellite
+from .data import LocaraConfigEntry
+from .entity import LocaraEntity, LocaraSatelliteEntity
+
+PARALLEL_UPDATES = 0
+
+MAX_STATE_LENGTH = 255  # Home Assistant's limit for a state
+
+
+def unhealthy_backends(server: dict[str, Any]) -> list[str]:
+    backends: dict[str, dict[str, Any]] = server.get("backends", {})
+    return sorted(name for name, status in backends.items() if not status.get("healthy"))
+
+
+def _text(value: Any) -> str | None:
+    return value[:MAX_STATE_LENGTH] if isinstance(value, str) else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocaraSensorDescription(SensorEntityDescription):
+    # From the server's record (`server`) or the satellite's (`locara-satellite`).
+    value_fn: Callable[[dict[str, Any]], StateType]
+    attributes_fn: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+
+SERVER_SENSORS = (
+    LocaraSensorDescription(
+        key="sessions_active",
+        translation_key="sessions_active",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda server: server.get("sessions_active"),
+    ),
+    LocaraSensorDescription(
+        key="last_latency",
+        translation_key="last_latency",
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.MILLISECONDS,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=0,
+        value_fn=lambda server: server.get("last_v2v_ms"),
+    ),
+    LocaraSensorDescription(
+        key="backend_health",
+        translation_key="backend_health",
+        device_class=SensorDeviceClass.ENUM,
+        options=["ok", "degraded"],
+        value_fn=lambda server: "degraded" if unhealthy_backends(server) else "ok",
+        attributes_fn=lambda server: {"unhealthy_backends": unhealthy_backends(server)},
+    ),
+)
+
+SATELLITE_SENSORS = (
+    LocaraSensorDescription(
+        key="state",
+        translation_key="state",
+        device_class=SensorDeviceClass.ENUM,
+        options=SATELLITE_STATES,
+        value_fn=lambda satellite: satellite.get("state"),
+    ),
+    LocaraSensorDescription(
+        key="last_transcript",
+        translation_key="last_transcript",
+        value_fn=lambda satellite: _text(satellite.get("last_transcript")),
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: LocaraConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    async_add_entities(LocaraServerSensor(entry, description) for description in SERVER_SENSORS)
+
+    @callback
+    def add_satellite(name: str) -> None:
+        async_add_entities(
+            LocaraSatelliteSensor(entry, name, description) for description in SATELLITE_SENSORS
+        )
+
+    for name in sorted(entry.runtime_data.satellites):
+        add_satellite(name)
+    entry.async_on_unload(
+        async_dispatcher_connect(hass, signal_new_satellite(entry.entry_id), add_satellite)
+    )
+
+
+class LocaraServerSensor(LocaraEntity, SensorEntity):
+    entity_description: LocaraSensorDescription
+
+    @property
+    def native_value(self) -> StateType:
+        return self.entity_description.value_fn(self.state_data.server)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        attributes_fn = self.entity_description.attributes_fn
+        return attributes_fn(self.state_data.server) if attributes_fn else None
+
+
+class LocaraSatelliteSensor(LocaraSatelliteEntity, SensorEntity):
+    entity_description: LocaraSensorDescription
+
+    @property
+    def native_value(self) -> StateType:
+        return self.entity_description.value_fn(self.record)

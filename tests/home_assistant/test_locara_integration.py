@@ -1,0 +1,514 @@
+"""The Locara integration against a real server and real satellites: entities that follow
+the server's pushes, selects and switches that change its settings, home control that
+turns on a light from real speech, announcements, the options, diagnostics, and a
+server that goes away and comes back."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntry, ConfigFlowResult
+from homeassistant.const import STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import area_registry as ar
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.event import async_track_state_change_event
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.locara import client as locara_client
+from custom_components.locara.const import DOMAIN, SATELLITE_STATES
+from custom_components.locara.home_control import async_ask_home_assistant
+
+from .conftest import DEFAULT_CONFIG_EXTRA, LocaraServer
+from .locara_helpers import (
+    Satellite,
+    audio_seconds,
+    entity_id,
+    satellite,
+    saved_settings,
+    server_id_of,
+    setup_entry,
+    state_of,
+    synthesize,
+    token_of,
+    wait_until,
+)
+
+# Two personas (one that never asks Home Assistant) and a second pipeline backend, so
+# that a satellite's selects have something to choose.
+CONFIG_EXTRA = (
+    DEFAULT_CONFIG_EXTRA
+    + """
+[[personas]]
+name = "locara"
+
+[[personas]]
+name = "pirate"
+system_prompt = "You are a pirate. Answer in one short sentence."
+home_control = "llm_only"
+
+[[rooms]]
+satellite = "spare"
+backend = "voice-pipeline-alt"
+"""
+)
+
+
+@pytest.fixture(scope="module")
+def locara_config_extra() -> str:
+    return CONFIG_EXTRA
+
+
+@pytest.fixture(autouse=True)
+async def ha_core(hass: HomeAssistant) -> None:
+    """Home Assistant's core integration, which a real HA always has (conversation needs it)."""
+    assert await async_setup_component(hass, "homeassistant", {})
+
+
+@pytest.fixture
+async def entry(hass: HomeAssistant, locara_server: LocaraServer) -> ConfigEntry:
+    return await setup_entry(hass, locara_server)
+
+
+@pytest.fixture
+def fast_reconnect() -> Iterator[None]:
+    with patch.object(locara_client, "RECONNECT_DELAYS_S", (0.2, 0.5)):
+        yield
+
+
+def words(text: str | None) -> set[str]:
+    return set(re.findall(r"[a-z']+", (text or "").lower()))
+
+
+def satellite_entities(hass: HomeAssistant, server: LocaraServer, name: str) -> dict[str, str]:
+    sid = server_id_of(server)
+    return {
+        "state": entity_id(hass, "sensor", f"{sid}:{name}-state"),
+        "last_transcript": entity_id(hass, "sensor", f"{sid}:{name}-last_transcript"),
+        "backend": entity_id(hass, "select", f"{sid}:{name}-backend"),
+        "persona": entity_id(hass, "select", f"{sid}:{name}-persona"),
+        "mute": entity_id(hass, "switch", f"{sid}:{name}-mute"),
+    }
+
+
+async def entities_of_new_satellite(
+    hass: HomeAssistant, server: LocaraServer, room: Satellite
+) -> dict[str, str]:
+    sid = server_id_of(server)
+    await wait_until(
+        lambda: (
+            state_of(hass, _registered(hass, "switch", f"{sid}:{room.name}-mute"))
+            not in (None, STATE_UNAVAILABLE)
+        ),
+        f"{room.name}'s entities",
+    )
+    return satellite_entities(hass, server, room.name)
+
+
+def _registered(hass: HomeAssistant, platform: str, unique_id: str) -> str:
+    return er.async_get(hass).async_get_entity_id(platform, DOMAIN, unique_id) or ""
+
+
+async def test_the_server_is_a_device_with_its_sensors(
+    hass: HomeAssistant, locara_server: LocaraServer, entry: ConfigEntry
+) -> None:
+    sid = server_id_of(locara_server)
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, sid)})
+    assert device is not None and device.name == locara_server.zeroconf_name
+    assert state_of(hass, entity_id(hass, "sensor", f"{sid}-sessions_active")) == "0"
+    health = hass.states.get(entity_id(hass, "sensor", f"{sid}-backend_health"))
+    assert health is not None and health.state == "ok", health
+    assert health.attributes["unhealthy_backends"] == []
+    latency = entity_id(hass, "sensor", f"{sid}-last_latency")
+    assert hass.states.get(latency) is not None
+
+
+async def test_a_satellite_that_connects_gets_entities_that_change_its_settings(
+    hass: HomeAssistant, locara_server: LocaraServer, entry: ConfigEntry
+) -> None:
+    sid = server_id_of(locara_server)
+    assert not _registered(hass, "switch", f"{sid}:kitchen-mute")
+    sessions = entity_id(hass, "sensor", f"{sid}-sessions_active")
+
+    async with satellite(locara_server, "kitchen", area="Kitchen") as room:
+        entities = await entities_of_new_satellite(hass, locara_server, room)
+        await wait_until(lambda: state_of(hass, sessions) == "1", "one active session")
+        assert state_of(hass, entities["state"]) in SATELLITE_STATES
+        assert state_of(hass, entities["backend"]) == "voice-pipeline-default"
+        assert state_of(hass, entities["persona"]) == "locara"
+        assert state_of(hass, entities["mute"]) == "off"
+        backend = hass.states.get(entities["backend"])
+        assert backend is not None
+        assert backend.attributes["options"] == ["voice-pipeline-alt", "voice-pipeline-default"]
+
+        # Its own device, in its area, through the server's.
+        devices = dr.async_get(hass)
+        device = devices.async_get_device(identifiers={(DOMAIN, f"{sid}:kitchen")})
+        server_device = devices.async_get_device(identifiers={(DOMAIN, sid)})
+        assert device is not None and server_device is not None
+        assert device.via_device_id == server_device.id
+        kitchen = ar.async_get(hass).async_get_area_by_name("Kitchen")
+        assert kitchen is not None and device.area_id == kitchen.id
+
+        # The persona select moves the live session and the server keeps the choice.
+        mark = room.mark()
+        await hass.services.async_call(
+            "select",
+            "select_option",
+            {"entity_id": entities["persona"], "option": "pirate"},
+            blocking=True,
+        )
+        moved = await room.wait_for("locara-session", lambda d: d["persona"] == "pirate", mark)
+        assert moved.data["session_id"] == room.session["session_id"]
+        await wait_until(lambda: state_of(hass, entities["persona"]) == "pirate", "persona")
+        # The satellite's own entry pins the backend it has, which the defaults gave it.
+        kitchen_room = {
+            "satellite": "kitchen",
+            "persona": "pirate",
+            "backend": "voice-pipeline-default",
+        }
+        assert kitchen_room in saved_settings(locara_server)["rooms"]
+
+        mark = room.mark()
+        await hass.services.async_call(
+            "select",
+            "select_option",
+            {"entity_id": entities["backend"], "option": "voice-pipeline-alt"},
+            blocking=True,
+        )
+        await room.wait_for("locara-session", lambda d: d["backend"] == "voice-pipeline-alt", mark)
+        await wait_until(
+            lambda: state_of(hass, entities["backend"]) == "voice-pipeline-alt", "backend"
+        )
+        assert {
+            "satellite": "kitchen",
+            "persona": "pirate",
+            "backend": "voice-pipeline-alt",
+        } in saved_settings(locara_server)["rooms"]
+
+        await hass.services.async_call(
+            "switch", "turn_on", {"entity_id": entities["mute"]}, blocking=True
+        )
+        assert saved_settings(locara_server)["muted"] == ["kitchen"]
+        await wait_until(lambda: state_of(hass, entities["mute"]) == "on", "muted")
+        await hass.services.async_call(
+            "switch", "turn_off", {"entity_id": entities["mute"]}, blocking=True
+        )
+        assert saved_settings(locara_server)["muted"] == []
+        await wait_until(lambda: state_of(hass, entities["mute"]) == "off", "unmuted")
+
+    # It left: its entities stay, unavailable.
+    await wait_until(
+        lambda: all(state_of(hass, e) == STATE_UNAVAILABLE for e in entities.values()),
+        "the satellite's entities unavailable",
+    )
+    await wait_until(lambda: state_of(hass, sessions) == "0", "no active session")
+
+
+async def test_home_control_turns_on_a_light_from_real_speech(
+    hass: HomeAssistant, locara_server: LocaraServer, entry: ConfigEntry
+) -> None:
+    # A light Home Assistant can switch, exposed to Assist as every new light is.
+    assert await async_setup_component(
+        hass, "input_boolean", {"input_boolean": {"kitchen_power": {"name": "Kitchen power"}}}
+    )
+    assert await async_setup_component(
+        hass,
+        "template",
+        {
+            "template": [
+                {
+                    "light": [
+                        {
+                            "name": "Kitchen Lights",
+                            "state": "{{ is_state('input_boolean.kitchen_power', 'on') }}",
+                            "turn_on": {
+                                "action": "input_boolean.turn_on",
+                                "target": {"entity_id": "input_boolean.kitchen_power"},
+                            },
+                            "turn_off": {
+                                "action": "input_boolean.turn_off",
+                                "target": {"entity_id": "input_boolean.kitchen_power"},
+                            },
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+    await hass.async_block_till_done()
+    assert state_of(hass, "light.kitchen_lights") == "off"
+    speech = await synthesize(locara_server, "Turn on the kitchen lights.")
+
+    async with satellite(locara_server, "hall", area="Hall") as room:
+        entities = await entities_of_new_satellite(hass, locara_server, room)
+        states: list[str] = []
+        stop_tracking = async_track_state_change_event(
+            hass, entities["state"], lambda event: states.append(event.data["new_state"].state)
+        )
+        # Piper speaks a little differently each time and Whisper tiny may mishear it:
+        # say it again (at most twice more) until the server heard the words themselves.
+        for _ in range(3):
+            mark = room.mark()
+            await room.say(speech)
+            heard = (await room.wait_for("transcript", after=mark)).data["text"]
+            if words(heard) >= {"turn", "on", "kitchen"}:
+                break
+        else:
+            pytest.fail(f"the server's speech-to-text heard {heard!r}")
+        await wait_until(lambda: state_of(hass, "light.kitchen_lights") == "on", "the light on")
+        handled = await room.wait_for("handled", after=mark)
+        assert handled.data["text"] == "Turned on the light", (
+            f"the reply is not Home Assistant's: {handled.data}"
+        )
+        assert audio_seconds(room.events[mark:]) > 0.5, "the reply was spoken"
+        await wait_until(
+            lambda: "kitchen" in words(state_of(hass, entities["last_transcript"])),
+            "the last transcript",
+        )
+        await wait_until(lambda: states[-1:] == ["listening"], "the satellite listening again")
+        assert {"thinking", "speaking"} <= set(states), states
+        stop_tracking()
+
+    # What Home Assistant does not understand, or finds nothing to act on, is left to the
+    # LLM: the integration answers `handled: false` for it.
+    server_id = server_id_of(locara_server)
+    for text in ("What is the capital of France?", "Turn on the garage lights."):
+        request = {"text": text, "language": "en", "satellite": "hall", "conversation_id": "c1"}
+        assert await async_ask_home_assistant(hass, server_id, request) == (False, None), text
+
+
+async def test_announce_and_start_conversation_speak_on_the_satellite(
+    hass: HomeAssistant, locara_server: LocaraServer, entry: ConfigEntry
+) -> None:
+    sid = server_id_of(locara_server)
+    async with satellite(locara_server, "den", area="Den") as room:
+        await entities_of_new_satellite(hass, locara_server, room)
+        device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"{sid}:den")})
+        assert device is not None and device.area_id is not None
+
+        mark = room.mark()
+        await hass.services.async_call(
+            DOMAIN,
+            "announce",
+            {"message": "Dinner is ready.", "device_id": device.id},
+            blocking=True,
+        )
+        handled = await room.wait_for("handled", after=mark)
+        assert handled.data["text"] == "Dinner is ready."
+        seconds = audio_seconds(room.events[mark:])
+        assert seconds > 0.5, f"{seconds:.2f} s of announcement audio"
+
+        mark = room.mark()
+        await hass.services.async_call(
+            DOMAIN,
+            "start_conversation",
+            {"message": "Shall I order more coffee?", "area_id": device.area_id},
+            blocking=True,
+        )
+        await room.wait_for("handled", lambda d: d["text"] == "Shall I order more coffee?", mark)
+        await room.wait_for("locara-listen", after=mark)
+
+    attic = ar.async_get(hass).async_create("Attic")
+    with pytest.raises(ServiceValidationError, match="No Locara satellite"):
+        await hass.services.async_call(
+            DOMAIN, "announce", {"message": "Hello?", "area_id": attic.id}, blocking=True
+        )
+    with pytest.raises(ServiceValidationError, match="den is not connected"):
+        await hass.services.async_call(
+            DOMAIN, "announce", {"message": "Hello?", "device_id": device.id}, blocking=True
+        )
+    server_device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, sid)})
+    assert server_device is not None
+    with pytest.raises(ServiceValidationError, match="is not a Locara satellite"):
+        await hass.services.async_call(
+            DOMAIN,
+            "announce",
+            {"message": "Hello?", "device_id": server_device.id},
+            blocking=True,
+        )
+    with pytest.raises(ServiceValidationError, match="is not loaded"):
+        await hass.services.async_call(
+            DOMAIN,
+            "announce",
+            {"message": "Hello?", "area_id": attic.id, "config_entry_id": "elsewhere"},
+            blocking=True,
+        )
+
+
+async def test_options_change_the_servers_settings_and_not_the_entry(
+    hass: HomeAssistant, locara_server: LocaraServer, entry: ConfigEntry
+) -> None:
+    async def options(step: str, user_input: dict[str, Any]) -> ConfigFlowResult:
+        result = await hass.config_entries.options.async_init(entry.entry_id)
+        assert result["type"] is FlowResultType.MENU, result
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {"next_step_id": step}
+        )
+        assert result["type"] is FlowResultType.FORM, result
+        return await hass.config_entries.options.async_configure(result["flow_id"], user_input)
+
+    result = await options(
+        "defaults", {"default_backend": "voice-pipeline-alt", "default_persona": "pirate"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY, result
+    settings = saved_settings(locara_server)
+    assert (settings["default_backend"], settings["default_persona"]) == (
+        "voice-pipeline-alt",
+        "pirate",
+    )
+
+    # A new persona, then changed, then removed.
+    voices = entry.runtime_data.client.state.voices
+    result = await options("persona", {"persona": "__new__"})
+    assert result["step_id"] == "persona_new", result
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            "name": "butler",
+            "system_prompt": "You are a butler.",
+            "voice": voices[0],
+            "language": "en",
+            "home_control": "llm_only",
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY, result
+    butler = next(p for p in saved_settings(locara_server)["personas"] if p["name"] == "butler")
+    assert butler["system_prompt"] == "You are a butler." and butler["voice"] == voices[0]
+    assert butler["home_control"] == "llm_only"
+
+    result = await options("persona", {"persona": "butler"})
+    assert result["step_id"] == "persona_edit", result
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            "system_prompt": "You are a very formal butler.",
+            "language": "en",
+            "home_control": "home_assistant_first",
+            "greeting": "At your service.",
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY, result
+    butler = next(p for p in saved_settings(locara_server)["personas"] if p["name"] == "butler")
+    assert butler["system_prompt"] == "You are a very formal butler."
+    assert butler["greeting"] == "At your service." and butler["voice"] is None
+
+    result = await options("persona", {"persona": "butler"})
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"language": "en", "home_control": "llm_only", "remove": True}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY, result
+    assert "butler" not in [p["name"] for p in saved_settings(locara_server)["personas"]]
+
+    # The server refuses to lose its default persona: the form says why.
+    result = await options("persona", {"persona": "pirate"})
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"language": "en", "home_control": "llm_only", "remove": True}
+    )
+    assert result["type"] is FlowResultType.FORM and result["errors"] == {"base": "rejected"}
+    assert "pirate" in result["description_placeholders"]["error"]
+
+    # An area's backend and persona, then cleared.
+    kitchen = ar.async_get(hass).async_get_or_create("Kitchen")
+    result = await options("area", {"area": kitchen.id})
+    assert result["step_id"] == "area_room", result
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"backend": "voice-pipeline-default", "persona": "locara"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY, result
+    area_room = {"area": "Kitchen", "backend": "voice-pipeline-default", "persona": "locara"}
+    assert area_room in saved_settings(locara_server)["rooms"]
+    result = await options("area", {"area": kitchen.id})
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY, result
+    assert not [r for r in saved_settings(locara_server)["rooms"] if r.get("area") == "Kitchen"]
+
+    result = await options(
+        "defaults", {"default_backend": "voice-pipeline-default", "default_persona": "locara"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY, result
+    assert entry.options == {}, "the settings live on the server, not in the entry"
+
+
+async def test_diagnostics_leave_out_the_token(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    locara_server: LocaraServer,
+    entry: ConfigEntry,
+) -> None:
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    assert token_of(locara_server) not in str(diagnostics)
+    assert diagnostics["entry"]["data"]["token"] == "**REDACTED**"
+    assert diagnostics["connected"] is True
+    assert diagnostics["state"]["server"]["server_id"] == server_id_of(locara_server)
+    assert "pirate" in [p["name"] for p in diagnostics["state"]["settings"]["personas"]]
+
+
+async def test_entities_are_unavailable_while_the_server_is_down(
+    hass: HomeAssistant, locara_server: LocaraServer, entry: ConfigEntry, fast_reconnect: None
+) -> None:
+    sid = server_id_of(locara_server)
+    sessions = entity_id(hass, "sensor", f"{sid}-sessions_active")
+    assert state_of(hass, sessions) == "0"
+
+    await locara_server.async_stop()
+    await wait_until(lambda: state_of(hass, sessions) == STATE_UNAVAILABLE, "unavailable")
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.ABORT and result["reason"] == "not_connected"
+
+    await locara_server.async_start()
+    await wait_until(lambda: state_of(hass, sessions) == "0", "available again", 30)
+    async with satellite(locara_server, "porch") as room:
+        entities = await entities_of_new_satellite(hass, locara_server, room)
+        await hass.services.async_call(
+            "switch", "turn_on", {"entity_id": entities["mute"]}, blocking=True
+        )
+        assert saved_settings(locara_server)["muted"] == ["porch"]
+        await hass.services.async_call(
+            "switch", "turn_off", {"entity_id": entities["mute"]}, blocking=True
+        )
+
+    # Unloading closes the connection: nothing is left running (phcc checks), and the
+    # entities say so.
+    client = entry.runtime_data.client
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert not client.connected
+    assert state_of(hass, sessions) == STATE_UNAVAILABLE
+
+
+async def test_a_server_with_a_new_token_asks_for_it(
+    hass: HomeAssistant, locara_server: LocaraServer, entry: ConfigEntry, fast_reconnect: None
+) -> None:
+    sessions = entity_id(hass, "sensor", f"{server_id_of(locara_server)}-sessions_active")
+    await locara_server.async_stop()
+    (locara_server.data_dir / "token").unlink()  # the server makes a new one at its start
+    await locara_server.async_start()
+    assert token_of(locara_server) != entry.data["token"]
+
+    def reauth_flows() -> list[str]:
+        return [
+            flow["flow_id"]
+            for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+            if flow["context"]["source"] == SOURCE_REAUTH
+        ]
+
+    await wait_until(lambda: bool(reauth_flows()), "Home Assistant to ask for the new token")
+    assert state_of(hass, sessions) == STATE_UNAVAILABLE
+    result = await hass.config_entries.flow.async_configure(
+        reauth_flows()[0], {"token": token_of(locara_server)}
+    )
+    assert result["type"] is FlowResultType.ABORT and result["reason"] == "reauth_successful"
+    await hass.async_block_till_done()
+    await wait_until(lambda: state_of(hass, sessions) == "0", "the server's entities back")
