@@ -115,7 +115,7 @@ class ControlService:
             if client.subscriber is None:
                 client.subscriber = self.hub.subscribe(client.write)
                 _LOGGER.info("Control connection from %s subscribed", data.get("client", "?"))
-            return Event(type="locara-control-state", data=self.state())
+            return Event(type="locara-control-state", data={"id": data.get("id"), **self.state()})
         if event.type == SET_SETTINGS:
             answer = {"settings": await self.change_settings(data.get("settings"))}
         else:
@@ -123,18 +123,21 @@ class ControlService:
         return Event(type=f"{event.type}-done", data={"id": data.get("id"), **answer})
 
     def state(self) -> dict[str, Any]:
-        context = self.context
-        tts = context.stages.tts
         return {
             "server": self.server_state(),
-            "settings": settings_of(context.config),
+            "settings": settings_of(self.context.config),
             "satellites": self.hub.satellite_records(),
-            "options": {
-                "backends": context.backends.available(context.config),
-                "voices": sorted(tts.voices),
-                "personas": [p.name for p in context.config.personas],
-                "home_control": HOME_CONTROL_MODES,
-            },
+            "options": self.options(),
+        }
+
+    def options(self) -> dict[str, list[str]]:
+        """What the settings may choose from."""
+        context = self.context
+        return {
+            "backends": context.backends.available(context.config),
+            "voices": sorted(context.stages.tts.voices),
+            "personas": [p.name for p in context.config.personas],
+            "home_control": HOME_CONTROL_MODES,
         }
 
     def server_state(self) -> dict[str, Any]:
@@ -171,7 +174,9 @@ class ControlService:
             _LOGGER.info("Settings changed: %s", ", ".join(sorted(changes)))
             await self._apply_to_sessions(previous, changed)
         settings = settings_of(changed)
-        self.hub.push(Event(type=SETTINGS_PUSH, data={"settings": settings}))
+        self.hub.push(
+            Event(type=SETTINGS_PUSH, data={"settings": settings, "options": self.options()})
+        )
         return settings
 
     def _check_voices(self, config: LocaraConfig) -> None:
