@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 from wyoming.event import Event, async_write_event
@@ -17,12 +18,16 @@ from wyoming.tts import Synthesize
 
 from locara_wyoming.bench.server_process import ServerProcess
 
+from .conftest import Speech
 from .test_bad_input import expect_alive, expect_closed, expect_error, next_event, raw_connection
 
 LIMITS = """
 [limits]
 idle_connection_s = 1.5
 stalled_client_s = 2.0
+
+[llm]
+max_tokens = 30
 """
 LONG_TEXT = " ".join(["The quick brown fox jumps over the lazy dog, again and again."] * 150)
 
@@ -116,3 +121,46 @@ async def test_a_client_that_stops_reading_is_dropped_at_a_bounded_cost(
     async with raw_connection(strict_server) as (reader, writer):
         await async_write_event(Event("describe"), writer)
         assert (await next_event(reader)) is not None
+
+
+async def test_a_session_that_stops_reading_but_keeps_talking_is_dropped(
+    strict_server: ServerProcess, speech: Speech
+) -> None:
+    """It keeps its keep-alive by sending its microphone, but never reads the reply: the
+    `played` report it promised does not come, and it is dropped at a bounded cost."""
+    server = psutil.Process(strict_server.pid)
+    stalled = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(stalled, (strict_server.host, strict_server.port))
+    reader, writer = await asyncio.open_connection(sock=stalled)
+    request = {"protocol": 1, "name": "deaf-room", "capabilities": ["played"]}
+    await async_write_event(Event("run-pipeline", {"locara": request}), writer)
+    started = await next_event(reader)
+    assert started is not None and started.type == "locara-session"
+    mic = {"rate": 16000, "width": 2, "channels": 1}
+    await async_write_event(Event("audio-start", mic), writer)
+    question = speech.at_16k("What is the sea like in winter?")
+    audio = np.concatenate([np.zeros(8000, np.float32), question, np.zeros(480_000, np.float32)])
+    pcm = (audio * 32767).astype("<i2").tobytes()
+    before = server.memory_info().rss
+    peak = before
+    dropped_at = None
+    sent_from = time.monotonic()
+    async with raw_connection(strict_server) as (other_reader, other_writer):
+        for start in range(0, len(pcm), 640):  # in real time, reading nothing
+            try:
+                await async_write_event(Event("audio-chunk", mic, pcm[start : start + 640]), writer)
+            except ConnectionError:
+                break
+            await asyncio.sleep(max(0.0, sent_from + start / 32000 - time.monotonic()))
+            if start % 32000 == 0:
+                await expect_alive(other_writer, other_reader)  # others are served all along
+                peak = max(peak, server.memory_info().rss)
+            if any("never reported played" in line for line in strict_server.log):
+                dropped_at = time.monotonic()
+                break
+    writer.close()
+    assert dropped_at is not None, "\n".join(strict_server.log[-30:])
+    assert dropped_at - sent_from < 25  # a reply of a few seconds, then the grace of 2 s
+    assert (peak - before) / 2**20 <= 10, f"grew {(peak - before) / 2**20:.1f} MB"

@@ -48,6 +48,7 @@ from ..control.service import (
 from ..protocol.reader import ProtocolError, ReadLimits, read_event
 from ..sessions.link import UPLINK_TYPES, SessionEnded, SessionLink
 from ..sessions.opening import open_session
+from ..sessions.played_watch import PlayedWatch
 from ..sessions.protocol import (
     REQUEST_KEY,
     STATUS_TYPE,
@@ -325,9 +326,12 @@ class WyomingConnection(AsyncEventHandler):
         except BackendFullError as error:
             raise RequestError("busy", str(error)) from None
         started = opened.started
+        watch = None
+        if "played" in request.capabilities:
+            watch = PlayedWatch(self.context.config.limits.stalled_client_s, self._not_played)
         self._link = SessionLink(
             opened.session, started, self.write_event, request.name, request.area,
-            on_change=control.session_changed,
+            on_change=control.session_changed, played_watch=watch,
         )  # fmt: skip
         self._link.muted = request.name in self.context.config.muted
         self.context.sessions[session_id] = self._link
@@ -337,6 +341,13 @@ class WyomingConnection(AsyncEventHandler):
             "Session %s: %s (%s) on %s as %s",
             session_id, request.name, request.area, started.backend, started.persona,
         )  # fmt: skip
+
+    def _not_played(self, reply_id: str) -> None:
+        _LOGGER.warning(
+            "%s: reply %s was never reported played (not reading); dropping it",
+            self.peer, reply_id,
+        )  # fmt: skip
+        self.writer.transport.abort()
 
     async def _control_request(self, event: Event) -> None:
         try:

@@ -27,6 +27,7 @@ from wyoming.wake import Detection
 from ..audio_format import MonoConverter, PcmFormat
 from ..backends import events as session_events
 from ..backends.base import VoiceSession
+from .played_watch import PlayedWatch
 from .protocol import LISTEN_TYPE, Flush, PlayedReport, SatelliteState, SessionStarted
 
 _LOGGER = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class SessionLink:
         satellite: str,
         area: str | None = None,
         on_change: Callable[[SessionLink], None] | None = None,
+        played_watch: PlayedWatch | None = None,
     ) -> None:
         self.session = session
         self.started = started
@@ -71,6 +73,9 @@ class SessionLink:
         """The microphone is ignored: silence goes to the backend instead."""
         self.opened_at = time.monotonic()
         self._on_change = on_change
+        self._played_watch = played_watch
+        """Set for a satellite that promised `played` reports: one that stops sending them
+        (it stopped reading) is dropped."""
         self._closed = False
         self._write = write
         self._source_format: PcmFormat | None = None
@@ -112,6 +117,8 @@ class SessionLink:
         elif Played.is_type(event.type):
             report = PlayedReport.from_event(event)
             self.session.report_played(report.reply_id, report.samples)
+            if self._played_watch is not None:
+                self._played_watch.reported(report.reply_id)
         elif SatelliteState.is_type(event.type):
             self._set_state(SatelliteState.from_event(event).state)
             _LOGGER.info("%s: %s", self.satellite, self.state)
@@ -152,7 +159,15 @@ class SessionLink:
             await self._write(wyoming_event)
 
     def _follow(self, event: session_events.SessionEvent) -> None:
-        """What the session's events say of the room: its state, words and latency."""
+        """What the session's events say of the room: its state, words and latency, and
+        which replies it must report played."""
+        watch = self._played_watch
+        if watch is not None:
+            if isinstance(event, session_events.ReplyAudio):
+                audio = event.format
+                watch.audio_sent(event.reply_id, len(event.audio) / audio.frame_bytes / audio.rate)
+            elif isinstance(event, session_events.ReplyFinished | session_events.ReplyInterrupted):
+                watch.reply_sent(event.reply_id)
         if isinstance(event, session_events.UserTranscript):
             self.last_transcript = event.text
             self.state = "thinking"
@@ -269,6 +284,8 @@ class SessionLink:
         if self._closed:
             return
         self._closed = True
+        if self._played_watch is not None:
+            self._played_watch.close()
         await self.session.close()
         if self._downlink is not None:
             self._downlink.cancel()
