@@ -267,7 +267,10 @@ class WyomingConnection(AsyncEventHandler):
         elif SelectProgram.is_type(event.type):
             self._select_program(SelectProgram.from_event(event).name)
         elif Transcribe.is_type(event.type):
-            self._language = Transcribe.from_event(event).language
+            language = Transcribe.from_event(event).language
+            if language is not None and not isinstance(language, str):
+                raise RequestError("bad-event", "transcribe's language must be a string")
+            self._language = language
         elif AudioStart.is_type(event.type):
             self._start_utterance(AudioStart.from_event(event))
         elif AudioChunk.is_type(event.type):
@@ -440,11 +443,17 @@ class WyomingConnection(AsyncEventHandler):
         try:
             if voice is None:
                 return tts.default_voice, None
+            if not all(
+                isinstance(v, str | None) for v in (voice.name, voice.language, voice.speaker)
+            ):
+                raise RequestError("bad-event", "a voice's name, language and speaker are strings")
             return tts.resolve_voice(voice.name, voice.language), voice.speaker
         except VoiceNotFoundError as error:
             raise RequestError("not-found", str(error)) from None
 
-    def _check_text(self, text: str) -> None:
+    def _check_text(self, text: object) -> None:
+        if not isinstance(text, str):
+            raise RequestError("bad-event", f"text must be a string, not {type(text).__name__}")
         limit = self.context.config.limits.max_text_chars
         if len(text) > limit:
             raise RequestError("too-large", f"text of {len(text)} characters is over {limit}")
@@ -470,6 +479,7 @@ class WyomingConnection(AsyncEventHandler):
     def _stream_text(self, text: str) -> None:
         if self._stream is None:
             raise RequestError("out-of-order", "synthesize-chunk before synthesize-start")
+        self._check_text(text)
         self._stream.add_text(text)
 
     def _finish_stream(self) -> None:

@@ -1,0 +1,206 @@
+"""Fuzzing every handler over TCP: well-framed events of every type the server knows, with
+data of any shape, in any order, on a real server, while a voice session streams audio
+beside them. The server must answer each connection (with `error`s where needed) or close
+it, never crash or log a traceback, stay within its memory, and keep the session's
+audio flowing.
+
+The suite runs 150 sequences; the long run is
+
+    LOCARA_FUZZ_EXAMPLES=100000 .venv/bin/python -m pytest tests/test_fuzz_handlers.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import psutil
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from wyoming.client import AsyncTcpClient
+from wyoming.event import Event
+
+from locara_wyoming.bench.server_process import ServerProcess
+
+from .test_fuzz_reader import json_values
+
+FUZZ = settings(
+    max_examples=int(os.environ.get("LOCARA_FUZZ_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+EVENT_TYPES = [
+    "describe", "ping", "run-pipeline", "transcribe", "audio-start", "audio-chunk",
+    "audio-stop", "synthesize", "synthesize-start", "synthesize-chunk", "synthesize-stop",
+    "transcript", "select-program", "locara-status", "locara-control", "locara-settings",
+    "locara-announce", "locara-home-answer", "played", "locara-state", "detection",
+    "voice-started", "voice-stopped", "handled", "no-such-event",
+]  # fmt: skip
+FIELDS = [
+    "text", "rate", "width", "channels", "name", "voice", "language", "locara", "protocol",
+    "area", "resume", "capabilities", "reply_id", "samples", "state", "token", "settings",
+    "id", "handled", "speech", "satellite", "listen", "context", "since_step", "timestamp",
+]  # fmt: skip
+ERROR_CODES = {
+    "bad-header", "too-large", "unknown-event", "bad-event", "bad-audio-format",
+    "out-of-order", "not-found", "busy", "bad-request", "timeout", "unauthorized",
+    "stt-failed", "reply-failed", "remote-failed", "internal",
+}  # fmt: skip
+SESSION = {
+    "start_stage": "asr", "end_stage": "tts", "restart_on_end": True,
+    "locara": {"protocol": 1, "name": "fuzz-witness"},
+}  # fmt: skip
+MIC = {"rate": 16000, "width": 2, "channels": 1}
+
+field_values = (
+    json_values
+    | st.integers(-(2**40), 2**40)
+    | st.sampled_from([16000, 22050, 2, 1, 0, -1, "locara", "en", "idle"])
+    | st.fixed_dictionaries({"protocol": st.integers(0, 2), "name": st.text(max_size=12)})
+)
+
+
+@st.composite
+def events(draw: st.DrawFn) -> bytes:
+    data = draw(st.dictionaries(st.sampled_from(FIELDS), field_values, max_size=5))
+    payload = draw(st.binary(max_size=2000)) if draw(st.booleans()) else b""
+    body = json.dumps(data).encode()
+    header = {
+        "type": draw(st.sampled_from(EVENT_TYPES)),
+        "data_length": len(body),
+        "payload_length": len(payload),
+    }
+    return json.dumps(header).encode() + b"\n" + body + payload
+
+
+def read_events(sock: socket.socket, until_pong: str) -> Iterator[dict[str, Any]]:
+    """Events the server sends, until the pong answering `until_pong` or the end."""
+    stream = sock.makefile("rb")
+    while line := stream.readline():
+        header = json.loads(line)
+        data = dict(header.get("data") or {})
+        if header.get("data_length"):
+            data.update(json.loads(stream.read(header["data_length"])))
+        if header.get("payload_length"):
+            stream.read(header["payload_length"])
+        yield {"type": header["type"], "data": data}
+        if header["type"] == "pong" and data.get("text") == until_pong:
+            return
+
+
+class Witness:
+    """A voice session streaming silence in real time, pinging twice a second; it records
+    the longest pong wait and whether it was ever cut off."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.server = server
+        self.longest_pong_s = 0.0
+        self.chunks_sent = 0
+        self.failure: BaseException | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Witness:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self) -> None:
+        try:
+            async with AsyncTcpClient(self.server.host, self.server.port) as client:
+                await client.write_event(Event("run-pipeline", SESSION))
+                started = await client.read_event()
+                assert started is not None and started.type == "locara-session", started
+                await client.write_event(Event("audio-start", MIC))
+                silence = bytes(640)
+                next_ping = time.monotonic()
+                while True:
+                    await client.write_event(Event("audio-chunk", MIC, payload=silence))
+                    self.chunks_sent += 1
+                    if time.monotonic() >= next_ping:
+                        sent = time.monotonic()
+                        await client.write_event(Event("ping", {"text": str(sent)}))
+                        while (event := await asyncio.wait_for(client.read_event(), 10)) and (
+                            event.type != "pong"
+                        ):
+                            pass
+                        assert event is not None, "the session was closed"
+                        self.longest_pong_s = max(self.longest_pong_s, time.monotonic() - sent)
+                        next_ping = sent + 0.5
+                    await asyncio.sleep(0.02)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:  # reported by the test
+            self.failure = error
+
+
+@pytest.fixture(scope="module")
+async def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
+    process = ServerProcess(tmp_path_factory.mktemp("fuzz"), "[limits]\nmax_connections = 8\n")
+    await process.start()
+    yield process
+    await process.stop()
+
+
+async def test_any_events_in_any_order_leave_the_server_and_other_sessions_well(
+    fuzz_server: ServerProcess,
+) -> None:
+    server = psutil.Process(fuzz_server.pid)
+    token = (fuzz_server.workdir / "data" / "token").read_text().strip()
+    rss_start = server.memory_info().rss
+    answered = {"error": 0, "closed": 0, "total": 0}
+
+    @FUZZ
+    @given(st.lists(events(), min_size=1, max_size=12), st.booleans())
+    def exchange(frames: list[bytes], with_token: bool) -> None:
+        if with_token:  # now and then a request that passes the token check
+            body = json.dumps({"token": token, "settings": {"muted": "nobody"}}).encode()
+            frames = [*frames, json.dumps({"type": "locara-settings", "data_length": len(body)})
+                      .encode() + b"\n" + body]  # fmt: skip
+        marker = f"end-{time.monotonic_ns()}"
+        ping = json.dumps({"type": "ping", "data": {"text": marker}}).encode() + b"\n"
+        with socket.create_connection((fuzz_server.host, fuzz_server.port), timeout=60) as sock:
+            # Closed on a framing error before all was sent: allowed.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                sock.sendall(b"".join(frames) + ping)
+            try:
+                received = list(read_events(sock, marker))
+            except TimeoutError:
+                tail = "\n".join(fuzz_server.log[-40:])
+                raise AssertionError(
+                    f"no answer and no close in 60 s; server log:\n{tail}"
+                ) from None
+        answered["total"] += 1
+        for event in received:
+            if event["type"] == "error":
+                answered["error"] += 1
+                assert event["data"]["code"] in ERROR_CODES, event
+        if not received or received[-1]["type"] != "pong":
+            answered["closed"] += 1
+        assert fuzz_server.process is not None and fuzz_server.process.returncode is None
+
+    # The exchanges block, in a thread; this loop goes on reading the server's log (a
+    # full pipe would stall it) and running the witness session.
+    async with Witness(fuzz_server) as witness:
+        await asyncio.to_thread(exchange)
+    assert witness.failure is None, repr(witness.failure)
+    assert witness.chunks_sent > 0 and witness.longest_pong_s < 2.0, witness.longest_pong_s
+    assert answered["error"] > 0, answered
+    grown_mb = (server.memory_info().rss - rss_start) / 2**20
+    assert grown_mb < 150, f"grew {grown_mb:.0f} MB"  # model buffers, not the inputs
+    log = "\n".join(fuzz_server.log)
+    crash = log.find("Traceback")
+    assert crash < 0, log[max(0, crash - 300) : crash + 2500]
+    settings_file = fuzz_server.workdir / "data" / "settings.json"
+    assert not settings_file.exists(), "a fuzzed request changed the settings"
