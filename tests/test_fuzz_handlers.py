@@ -6,7 +6,7 @@ audio flowing.
 
 The suite runs 150 sequences; the long run is
 
-    LOCARA_FUZZ_EXAMPLES=100000 .venv/bin/python -m pytest tests/test_fuzz_handlers.py
+    LOCARA_FUZZ_EXAMPLES=100000 .venv/bin/python -m pytest --timeout 0 tests/test_fuzz_handlers.py
 """
 
 from __future__ import annotations
