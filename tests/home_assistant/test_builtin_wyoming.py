@@ -18,14 +18,12 @@ from datetime import timedelta
 import numpy as np
 import pytest
 from homeassistant.components import conversation, stt, tts
-from homeassistant.components.zeroconf.discovery import info_from_service
 from homeassistant.config_entries import SOURCE_ZEROCONF, ConfigEntry, ConfigEntryState
 from homeassistant.const import Platform
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import intent
-from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 from homeassistant.loader import async_get_zeroconf
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
@@ -36,13 +34,11 @@ from pytest_homeassistant_custom_component.common import (
 from wyoming.audio import AudioChunk, AudioChunkConverter, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.tts import Synthesize
-from zeroconf import IPVersion, ServiceStateChange, Zeroconf
-from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from .conftest import LocaraServer
+from .locara_helpers import discover
 
 WYOMING = "wyoming"
-SERVICE_TYPE = "_wyoming._tcp.local."
 STT_RATE, STT_WIDTH, STT_CHANNELS = 16000, 2, 1  # what HA's Wyoming stt entity sends
 REPLY_TIMEOUT_S = 120
 
@@ -259,30 +255,8 @@ async def test_zeroconf_discovery_sets_up_the_entry(
     hass: HomeAssistant, ha_core: None, locara_server: LocaraServer
 ) -> None:
     """The server's real mDNS record, browsed on loopback, goes through HA's discovery flow."""
-    record = f"{locara_server.zeroconf_name}.{SERVICE_TYPE}"
-    found: asyncio.Queue[str] = asyncio.Queue()
-
-    def on_change(
-        zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
-    ) -> None:
-        if state_change is ServiceStateChange.Added:
-            found.put_nowait(name)
-
-    aiozc = AsyncZeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
-    browser = AsyncServiceBrowser(aiozc.zeroconf, SERVICE_TYPE, handlers=[on_change])
-    try:
-        async with asyncio.timeout(20):
-            while await found.get() != record:
-                pass
-        service = AsyncServiceInfo(SERVICE_TYPE, record)
-        assert await service.async_request(aiozc.zeroconf, 5000), f"{record} did not resolve"
-    finally:
-        await browser.async_cancel()
-        await aiozc.async_close()
-
     # What HA's zeroconf component makes of the record, and where its matchers send it.
-    discovery = info_from_service(service)
-    assert isinstance(discovery, ZeroconfServiceInfo), f"HA cannot use the record {service}"
+    discovery = await discover(locara_server)
     assert discovery.port == locara_server.port
     matchers = await async_get_zeroconf(hass)
     assert any(m["domain"] == WYOMING for m in matchers.get(discovery.type, [])), (
