@@ -109,7 +109,10 @@ def test_barge_ins_do_not_teach_the_gate_that_the_room_is_loud(speech: Speech) -
         for round_ in range(12):
             heard = talk_over(gate, replies[round_ % 2], user, start, gain)
             passed.append((~heard.judged[heard.voiced]).mean())
-        assert min(passed[1:]) >= 0.8, (gain, [round(p, 2) for p in passed])
+        # Over 25 syntheses (Piper varies run to run) the first round passed 0.50-0.69 of
+        # the user's voiced frames and the least of the later rounds 0.77-0.93: a gate
+        # that learned the room is loud would fall below the first round.
+        assert min(passed[1:]) >= max(passed[0], 0.7), (gain, [round(p, 2) for p in passed])
 
 
 async def run_room(server: ServerProcess, speech: Speech, echo_gate: bool) -> bool:

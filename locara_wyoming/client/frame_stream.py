@@ -38,6 +38,8 @@ class StreamRecord:
     texts: list[str] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    chunks_after_error: int = 0
+    """Reply audio chunks that came after the first error: audio flowing again."""
 
 
 async def open_session(client: AsyncClient, request: SessionRequest) -> SessionStarted:
@@ -100,6 +102,8 @@ def _record(event: Event, record: StreamRecord) -> None:
         record.chunk_sizes[len(chunk.audio)] += 1
         record.audio_formats.add((chunk.rate, chunk.width, chunk.channels))
         record.audio_bytes += len(chunk.audio)
+        if record.errors:
+            record.chunks_after_error += 1
     elif AudioStart.is_type(event.type):
         record.replies.append(str(event.data.get("reply_id")))
     elif HandledChunk.is_type(event.type):

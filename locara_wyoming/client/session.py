@@ -161,10 +161,17 @@ class SessionClient:
         audio = self.source.format
         await self._write(AudioStart(audio.rate, audio.width, audio.channels).event())
         chunk_bytes = audio.frame_bytes * audio.rate // 50
+        began = time.monotonic()
+        sent = 0
         async for pcm in self.source.chunks():
             await self._write(AudioChunk(audio.rate, audio.width, audio.channels, pcm).event())
+            sent += len(pcm)
         # A microphone does not stop at the end of a file: keep "listening" to silence
-        # until the last turn has been answered and played.
+        # until the last turn has been answered and played. A source faster than real
+        # time (a file through `cat`) counts as ending when its audio would have: the
+        # server is still hearing it.
+        spoken_until = began + sent / (audio.frame_bytes * audio.rate)
+        self._last_activity = max(self._last_activity, spoken_until)
         silence = bytes(chunk_bytes)
         while not self._stopping and (
             self.busy() or time.monotonic() - self._last_activity < self.idle_after_s
