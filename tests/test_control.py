@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from wyoming.client import AsyncTcpClient
+from wyoming.client import AsyncClient, AsyncTcpClient
 from wyoming.event import Event
 
 from locara_wyoming.bench.server_process import ServerProcess
+from locara_wyoming.client.frame_stream import open_session
 from locara_wyoming.config import LocaraConfig, PersonaConfig
 from locara_wyoming.control.settings import SettingsFile
+from locara_wyoming.sessions.protocol import SessionRequest
 
 from .conftest import TEST_CONFIG, Speech
 from .control_client import control
@@ -229,6 +231,30 @@ async def test_an_announcement_is_spoken_then_the_satellite_listens(server: Serv
             assert room.seen_of("locara-listen")
         missing = await hub.request("locara-announce", text="Hello?", satellite="nobody")
         assert missing.type == "error" and missing.data["code"] == "not-found"
+
+
+async def test_requests_are_answered_when_a_satellite_leaves_as_they_act_on_it(
+    server: ServerProcess,
+) -> None:
+    """A settings change that moves a session, or an announcement to it, at the moment its
+    satellite hangs up: the request is still answered, and so are the next ones."""
+    routes: list[list[dict[str, str]]] = [[{"area": "Loft", "persona": "pirate"}], []]
+    async with control(server.host, server.port, token_of(server)) as hub:
+        for round_ in range(12):
+            async with AsyncClient.from_uri(server.uri) as client:
+                await open_session(client, SessionRequest("loft", area="Loft"))
+                if round_ % 3 == 2:
+                    request = hub.request("locara-announce", text="Dinner is ready.", area="Loft")
+                else:
+                    request = hub.request("locara-settings", settings={"rooms": routes[round_ % 2]})
+                asking = asyncio.create_task(request)
+                for _ in range(round_ % 4):  # the request's bytes leave before, or after, ours
+                    await asyncio.sleep(0)
+            answer = await asyncio.wait_for(asking, 30)
+            assert answer.type.endswith("-done") or answer.data["code"] == "not-found", answer
+        still = await asyncio.wait_for(hub.request("locara-settings", settings={"rooms": []}), 30)
+        assert still.type == "locara-settings-done"
+    assert not [line for line in server.log if "Traceback" in line]
 
 
 WRITER = """

@@ -20,7 +20,7 @@ from .. import __version__
 from ..backends.base import BackendFullError, HomeControl
 from ..backends.registry import check_configured_backends, configured_backends
 from ..config import ConfigError, LocaraConfig
-from ..sessions.link import SessionLink
+from ..sessions.link import SatelliteGoneError, SessionLink
 from ..sessions.opening import open_session
 from ..sessions.routing import route
 from ..stages.tts import VoiceNotFoundError
@@ -217,7 +217,11 @@ class ControlService:
         except BackendFullError as error:
             _LOGGER.warning("%s stays on %s: %s", link.satellite, link.started.backend, error)
             return
-        await link.move(opened.session, opened.started)
+        try:
+            await link.move(opened.session, opened.started)
+        except SatelliteGoneError as error:
+            _LOGGER.info("Not moved: %s", error)
+            return
         _LOGGER.info(
             "Session %s (%s) moved to %s as %s",
             session_id, link.satellite, opened.started.backend, opened.started.persona,
@@ -244,16 +248,24 @@ class ControlService:
             where = f"satellite {satellite!r}" if satellite else f"area {area!r}"
             raise ControlError("not-found", f"no connected satellite in {where}")
         listen = data.get("listen") is True
-        await asyncio.gather(*(self._announce_on(link, text.strip(), listen) for link in links))
-        return [link.satellite for link in links]
+        said = await asyncio.gather(
+            *(self._announce_on(link, text.strip(), listen) for link in links)
+        )
+        return [link.satellite for link, done in zip(links, said, strict=True) if done]
 
-    async def _announce_on(self, link: SessionLink, text: str, listen: bool) -> None:
+    async def _announce_on(self, link: SessionLink, text: str, listen: bool) -> bool:
+        """Whether the announcement went out (False: the satellite left meanwhile)."""
         persona = route(self.context.config, link.satellite, link.area).persona
         tts = self.context.stages.tts
         voice = tts.resolve_voice(persona.voice, persona.language)
-        await link.announce(text, tts.synthesize(text, voice, None), tts.voices[voice].audio)
-        if listen:
-            await link.listen()
+        try:
+            await link.announce(text, tts.synthesize(text, voice, None), tts.voices[voice].audio)
+            if listen:
+                await link.listen()
+        except SatelliteGoneError as error:
+            _LOGGER.info("Not announced: %s", error)
+            return False
+        return True
 
     # -- what sessions tell ---------------------------------------------------------
 

@@ -385,7 +385,11 @@ class WyomingConnection(AsyncEventHandler):
                 await self._send_error("bad-request", str(error))
             except RemoteServiceError as error:
                 await self._send_error("remote-failed", str(error))
-            except (ConnectionError, OSError):
+            except (ConnectionError, OSError) as error:
+                # This connection is lost: close it whole, so that no request waits in
+                # a queue that nobody serves.
+                _LOGGER.debug("%s: lost while serving a request: %s", self.peer, error)
+                self.writer.transport.abort()
                 return
             except Exception as error:  # a model failure ends the request, not the server
                 _LOGGER.exception("%s: request failed", self.peer)

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 from wyoming.asr import Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
@@ -42,6 +42,19 @@ UPLINK_TYPES = {
 
 class SessionEnded(Exception):
     """The satellite ended its session (`audio-stop`)."""
+
+
+class SatelliteGoneError(Exception):
+    """The satellite's connection closed while another connection (control) acted on its
+    session: an error of that satellite's, not of the connection acting."""
+
+
+@contextlib.contextmanager
+def _from_another_connection(satellite: str) -> Iterator[None]:
+    try:
+        yield
+    except (ConnectionError, OSError) as error:
+        raise SatelliteGoneError(f"{satellite} has gone: {error}") from error
 
 
 class SessionLink:
@@ -191,39 +204,52 @@ class SessionLink:
         self, text: str, audio: AsyncIterator[bytes], audio_format: PcmFormat
     ) -> None:
         """Say `text`, whose speech `audio` yields, as a reply of its own, cutting the reply
-        that is playing."""
+        that is playing. SatelliteGoneError when the satellite's connection is lost."""
         await self.session.interrupt()
         reply_id = f"announce-{uuid.uuid4().hex[:8]}"
         _LOGGER.info("%s: announcing", self.satellite)
-        async with self._downlink_lock:
-            await self._send(session_events.ReplyStarted(reply_id))
-            await self._send(session_events.ReplyText(reply_id, text))
-            async for block in audio:
-                await self._send(session_events.ReplyAudio(reply_id, block, audio_format))
-            await self._send(session_events.ReplyFinished(reply_id, text, {}))
+        with _from_another_connection(self.satellite):
+            async with self._downlink_lock:
+                await self._send(session_events.ReplyStarted(reply_id))
+                await self._send(session_events.ReplyText(reply_id, text))
+                async for block in audio:
+                    await self._send(session_events.ReplyAudio(reply_id, block, audio_format))
+                await self._send(session_events.ReplyFinished(reply_id, text, {}))
 
     async def listen(self) -> None:
         """Ask the satellite to open its conversation, as its wake word would."""
-        await self._write(Event(type=LISTEN_TYPE))
+        with _from_another_connection(self.satellite):
+            await self._write(Event(type=LISTEN_TYPE))
 
     async def move(self, session: VoiceSession, started: SessionStarted) -> None:
-        """Go on with another backend or persona: the old session ends, its reply is cut."""
-        async with self._downlink_lock:
-            await self._write(started.event())  # before any event of the new session
-            old, self.session, self.started = self.session, session, started
-            if self._downlink is not None:
-                self._downlink.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._downlink
-            if self._open_audio is not None:
-                reply_id = self._open_audio
-                for wyoming_event in self._translate(session_events.ReplyInterrupted(reply_id)):
-                    await self._write(wyoming_event)
-            if self._source_format is not None:
-                self._converter = MonoConverter(self._source_format, started.input.rate)
+        """Go on with another backend or persona: the old session ends, its reply is cut.
+
+        SatelliteGoneError, with `session` closed, when the satellite has gone meanwhile."""
+        try:
+            with _from_another_connection(self.satellite):
+                async with self._downlink_lock:
+                    if self._downlink is not None:
+                        self._downlink.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await self._downlink
+                    if self._open_audio is not None:
+                        interrupted = session_events.ReplyInterrupted(self._open_audio)
+                        for wyoming_event in self._translate(interrupted):
+                            await self._write(wyoming_event)
+                    await self._write(started.event())  # before any event of the new session
+                    if self._closed:  # while writing: close() has ended the old session
+                        raise ConnectionResetError("the session has ended")
+                    old, self.session, self.started = self.session, session, started
+                    if self._source_format is not None:
+                        self._converter = MonoConverter(self._source_format, started.input.rate)
+                    self._downlink = asyncio.create_task(
+                        self._send_events(), name=f"downlink {self.satellite}"
+                    )
+        except SatelliteGoneError:
+            await session.close()
+            raise
         await old.close()
         self.state = "listening"
-        self._downlink = asyncio.create_task(self._send_events(), name=f"downlink {self.satellite}")
         self._changed()
 
     def _close_audio(self) -> list[Event]:
