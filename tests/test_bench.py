@@ -82,4 +82,9 @@ def test_a_short_soak_reports_turns_memory_and_descriptors(tmp_path: Path) -> No
     assert results["turns"] >= 1 and results["failed_turns"] == 0, results["failures"]
     assert results["rss_mb_start"] > 100 and results["rss_mb_end"] > 100
     assert results["fds_start"] > 0 and results["fds_end"] > 0
-    assert {"bargeins", "bargeins_missed", "reconnects", "rss_mb_by_minute"} <= set(results)
+    assert 1 <= results["warm_up_turns"] <= results["turns"]
+    assert results["rss_mb_before_warm_up"] > 100
+    assert {
+        "bargeins", "bargein_ms", "bargeins_missed", "stories_ended_first", "reconnects",
+        "rss_mb_by_minute",
+    } <= set(results)  # fmt: skip

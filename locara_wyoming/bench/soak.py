@@ -2,9 +2,12 @@
 
 Each scripted satellite asks the built-in questions in turn; every fourth turn it
 asks for a story and talks over it, and every seventh it drops its connection and
-comes back resuming its session. The server's resident memory and open file
-descriptors are taken after warm-up and again at the end, once every room has
-hung up: a leak shows as growth between the two.
+comes back resuming its session. First every room has one round of that (three
+questions and a story talked over) and hangs up: the first conversations fill the
+allocators' arenas and the models' buffers to their working size. The server's
+resident memory and open file descriptors are taken then, with no room connected,
+and again at the end, once every room has hung up: a leak shows as growth between
+the two.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import psutil
 from ..client.scripted import ScriptedSatellite
 from . import utterances
 from .harness import measure_server, read_config
-from .report import progress, publish, rss_mb
+from .report import progress, publish, rss_mb, summary
 from .server_process import ServerProcess
 
 STORY_EVERY = 4
@@ -30,6 +33,9 @@ RECONNECT_EVERY = 7
 REPLY_TIMEOUT_S = 120.0
 INTERRUPT_AFTER_S = 1.5
 SETTLE_S = 3.0
+BARGEIN_WINDOW_S = 1.0
+"""A story that ends this soon after the interruption began ended on its own: a barge-in
+takes about 0.25 s (`bench voice`), so a second leaves a loaded server room."""
 
 
 @dataclass
@@ -37,8 +43,11 @@ class RoomTally:
     turns: int = 0
     failed_turns: int = 0
     bargeins: int = 0
+    bargein_ms: list[float] = field(default_factory=list)
     bargeins_missed: int = 0
-    """Stories still playing when talked over, yet not cut off."""
+    """Stories still playing a `BARGEIN_WINDOW_S` into the interruption, yet not cut off."""
+    stories_ended_first: int = 0
+    """Stories that ended before the interruption, or within `BARGEIN_WINDOW_S` of it."""
     reconnects: int = 0
     failures: list[str] = field(default_factory=list)
 
@@ -57,24 +66,31 @@ async def _ask(room: ScriptedSatellite, question: np.ndarray) -> None:
         await asyncio.wait_for(reply.done.wait(), REPLY_TIMEOUT_S)
 
 
-async def _room(server: ServerProcess, name: str, spoken: Spoken, until: float) -> RoomTally:
+async def _room(
+    server: ServerProcess, name: str, spoken: Spoken, until: float, turns: int | None = None
+) -> RoomTally:
+    """Turns until `until` (or `turns` of them, if sooner)."""
     tally = RoomTally()
     room = ScriptedSatellite(server.uri, name)
     await room.start()
     try:
-        while time.monotonic() < until:
+        while time.monotonic() < until and (turns is None or tally.turns < turns):
             turn = tally.turns + 1
             errors_before = len(room.seen_of("error"))
             try:
                 if turn % STORY_EVERY == 0:
-                    # A persona told to answer briefly tells short stories: one that had
-                    # ended before it was talked over is no barge-in either way.
+                    # A persona told to answer briefly tells short stories: one that ends
+                    # before a barge-in could cut it is no barge-in either way.
                     round_ = await room.talk_over(
                         spoken.story, spoken.interruption, INTERRUPT_AFTER_S, REPLY_TIMEOUT_S
                     )
-                    cut = round_.story.flushed_at is not None
-                    tally.bargeins += round_.still_playing and cut
-                    tally.bargeins_missed += round_.still_playing and not cut
+                    if not round_.still_playing or round_.ended_within(BARGEIN_WINDOW_S):
+                        tally.stories_ended_first += 1
+                    elif round_.bargein_ms is None:
+                        tally.bargeins_missed += 1
+                    else:
+                        tally.bargeins += 1
+                        tally.bargein_ms.append(round_.bargein_ms)
                 else:
                     await _ask(room, spoken.questions[turn % len(spoken.questions)])
                 if len(errors := room.seen_of("error")) > errors_before:
@@ -99,9 +115,23 @@ def _fds(pid: int) -> int:
     return int(psutil.Process(pid).num_fds())
 
 
+async def _rooms(
+    server: ServerProcess, spoken: Spoken, sessions: int, until: float, turns: int | None = None
+) -> list[RoomTally]:
+    """Every room talking at once; returns once all have hung up and the server settled."""
+    tallies = await asyncio.gather(
+        *(_room(server, f"soak-{n}", spoken, until, turns) for n in range(sessions))
+    )
+    await asyncio.sleep(SETTLE_S)  # the server closes the last sessions
+    return list(tallies)
+
+
 async def _soak(
     server: ServerProcess, spoken: Spoken, minutes: float, sessions: int
 ) -> dict[str, Any]:
+    rss_idle = rss_mb(server.pid)
+    progress(f"Warm-up: {sessions} rooms, {STORY_EVERY} turns each…")
+    warm_up = await _rooms(server, spoken, sessions, time.monotonic() + 60 * minutes, STORY_EVERY)
     rss_start, fds_start = rss_mb(server.pid), _fds(server.pid)
     until = time.monotonic() + 60 * minutes
     progress(f"{sessions} rooms talking for {minutes:g} minutes…")
@@ -115,21 +145,23 @@ async def _soak(
 
     sampler = asyncio.create_task(sample())
     try:
-        tallies = await asyncio.gather(
-            *(_room(server, f"soak-{n}", spoken, until) for n in range(sessions))
-        )
+        soaked = await _rooms(server, spoken, sessions, until)
     finally:
         sampler.cancel()
-    await asyncio.sleep(SETTLE_S)  # the server closes the last sessions
+    tallies = warm_up + soaked
     failures = [failure for tally in tallies for failure in tally.failures]
     return {
         "minutes": minutes,
         "sessions": sessions,
         "turns": sum(t.turns for t in tallies),
+        "warm_up_turns": sum(t.turns for t in warm_up),
         "failed_turns": sum(t.failed_turns for t in tallies),
         "bargeins": sum(t.bargeins for t in tallies),
+        "bargein_ms": summary([ms for t in tallies for ms in t.bargein_ms]),
         "bargeins_missed": sum(t.bargeins_missed for t in tallies),
+        "stories_ended_first": sum(t.stories_ended_first for t in tallies),
         "reconnects": sum(t.reconnects for t in tallies),
+        "rss_mb_before_warm_up": rss_idle,
         "rss_mb_start": rss_start,
         "rss_mb_end": rss_mb(server.pid),
         "fds_start": fds_start,

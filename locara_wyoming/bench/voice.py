@@ -134,11 +134,10 @@ async def _bargeins(
             round_ = await room.talk_over(
                 spoken.story_request, spoken.interruption, INTERRUPT_AFTER_S
             )
-            if round_.story.flushed_at is None:
+            if round_.bargein_ms is None:
                 missed += 1
             else:
-                started = round_.interruption.voiced_start
-                latencies.append(1000 * (round_.story.flushed_at - started))
+                latencies.append(round_.bargein_ms)
             await asyncio.sleep(TURN_GAP_S)
     finally:
         await room.stop()

@@ -44,6 +44,8 @@ class ReplyPlayback:
     flushed_at: float | None = None
     silent_at: float | None = None
     """When a flushed reply's last sound left the output."""
+    ended_at: float | None = None
+    """When a reply that was not flushed had played to its end."""
     underruns: int = 0
     received_audio: list[np.ndarray] = field(default_factory=list)
     """Everything received (when the buffer keeps audio), for checking what was said."""
@@ -223,6 +225,7 @@ class PlaybackBuffer:
         reply._finished = True
         if reply.complete and reply.flushed_at is None:
             reply.played = reply.received
+            reply.ended_at = self._clock()
             _LOGGER.info(
                 "Played a reply of %.1f s, %d underruns",
                 reply.received / reply.audio.rate,

@@ -28,6 +28,19 @@ class TalkedOver:
     still_playing: bool
     """Whether the story was still playing when the interruption began."""
 
+    @property
+    def bargein_ms(self) -> float | None:
+        """The interruption's first voiced sample → the story dropped; None if it was not."""
+        if self.story.flushed_at is None:
+            return None
+        return 1000 * (self.story.flushed_at - self.interruption.voiced_start)
+
+    def ended_within(self, seconds: float) -> bool:
+        """Whether the story played to its end before `seconds` into the interruption:
+        too soon for a barge-in to have cut it."""
+        ended = self.story.ended_at
+        return ended is not None and ended - self.interruption.voiced_start < seconds
+
 
 @dataclass(frozen=True)
 class Seen:
