@@ -17,6 +17,7 @@ from wyoming.server import AsyncEventHandler, AsyncServer, AsyncStdioServer
 from .backends.registry import Backends
 from .config import LocaraConfig
 from .control.service import ControlService
+from .loop_watch import LoopWatch
 from .services.agent import ConversationAgent
 from .services.connection import ServerContext, WyomingConnection
 from .services.history import ConversationStore
@@ -127,6 +128,7 @@ class LocaraServer:
             return
 
         await self._server.start(self._connect)
+        watch = asyncio.create_task(LoopWatch().run(), name="loop watch")
         advertiser = self._advertiser(control.identity.server_id)
         if advertiser is not None:
             await advertiser.start()
@@ -139,6 +141,7 @@ class LocaraServer:
             await stop.wait()
         finally:
             _LOGGER.info("Shutting down…")
+            watch.cancel()
             if advertiser is not None:
                 await advertiser.stop()
             await self._server.stop()
