@@ -13,7 +13,7 @@ from unittest.mock import patch
 import pytest
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntry, ConfigFlowResult
 from homeassistant.const import STATE_UNAVAILABLE
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import area_registry as ar
@@ -254,9 +254,13 @@ async def test_home_control_turns_on_a_light_from_real_speech(
     async with satellite(locara_server, "hall", area="Hall") as room:
         entities = await entities_of_new_satellite(hass, locara_server, room)
         states: list[str] = []
-        stop_tracking = async_track_state_change_event(
-            hass, entities["state"], lambda event: states.append(event.data["new_state"].state)
-        )
+
+        @callback  # on HA's loop, in order (a plain function would run in its executor)
+        def track(event: Event[EventStateChangedData]) -> None:
+            if (new_state := event.data["new_state"]) is not None:
+                states.append(new_state.state)
+
+        stop_tracking = async_track_state_change_event(hass, entities["state"], track)
         # Piper speaks a little differently each time and Whisper tiny may mishear it:
         # say it again (at most twice more) until the server heard the words themselves.
         for _ in range(3):
@@ -277,7 +281,11 @@ async def test_home_control_turns_on_a_light_from_real_speech(
             lambda: "kitchen" in words(state_of(hass, entities["last_transcript"])),
             "the last transcript",
         )
-        await wait_until(lambda: states[-1:] == ["listening"], "the satellite listening again")
+        try:
+            await wait_until(lambda: states[-1:] == ["listening"], "listening again")
+        except AssertionError as error:
+            seen = [event.type for event in room.events[mark:]]
+            raise AssertionError(f"{error}: states {states}, events {seen}") from None
         assert {"thinking", "speaking"} <= set(states), states
         stop_tracking()
 
