@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from wyoming.asr import Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
@@ -49,8 +49,8 @@ class SatelliteGoneError(Exception):
     session: an error of that satellite's, not of the connection acting."""
 
 
-@contextlib.contextmanager
-def _from_another_connection(satellite: str) -> Iterator[None]:
+@contextlib.asynccontextmanager
+async def _from_another_connection(satellite: str) -> AsyncIterator[None]:
     try:
         yield
     except (ConnectionError, OSError) as error:
@@ -100,8 +100,11 @@ class SessionLink:
 
     async def start(self) -> None:
         await self._write(self.started.event())
-        self._downlink = asyncio.create_task(self._send_events(), name=f"downlink {self.satellite}")
+        self._start_downlink()
         self._changed()
+
+    def _start_downlink(self) -> None:
+        self._downlink = asyncio.create_task(self._send_events(), name=f"downlink {self.satellite}")
 
     def _changed(self) -> None:
         if self._on_change is not None:
@@ -208,17 +211,16 @@ class SessionLink:
         await self.session.interrupt()
         reply_id = f"announce-{uuid.uuid4().hex[:8]}"
         _LOGGER.info("%s: announcing", self.satellite)
-        with _from_another_connection(self.satellite):
-            async with self._downlink_lock:
-                await self._send(session_events.ReplyStarted(reply_id))
-                await self._send(session_events.ReplyText(reply_id, text))
-                async for block in audio:
-                    await self._send(session_events.ReplyAudio(reply_id, block, audio_format))
-                await self._send(session_events.ReplyFinished(reply_id, text, {}))
+        async with _from_another_connection(self.satellite), self._downlink_lock:
+            await self._send(session_events.ReplyStarted(reply_id))
+            await self._send(session_events.ReplyText(reply_id, text))
+            async for block in audio:
+                await self._send(session_events.ReplyAudio(reply_id, block, audio_format))
+            await self._send(session_events.ReplyFinished(reply_id, text, {}))
 
     async def listen(self) -> None:
         """Ask the satellite to open its conversation, as its wake word would."""
-        with _from_another_connection(self.satellite):
+        async with _from_another_connection(self.satellite):
             await self._write(Event(type=LISTEN_TYPE))
 
     async def move(self, session: VoiceSession, started: SessionStarted) -> None:
@@ -226,31 +228,35 @@ class SessionLink:
 
         SatelliteGoneError, with `session` closed, when the satellite has gone meanwhile."""
         try:
-            with _from_another_connection(self.satellite):
-                async with self._downlink_lock:
-                    if self._downlink is not None:
-                        self._downlink.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await self._downlink
-                    if self._open_audio is not None:
-                        interrupted = session_events.ReplyInterrupted(self._open_audio)
-                        for wyoming_event in self._translate(interrupted):
-                            await self._write(wyoming_event)
-                    await self._write(started.event())  # before any event of the new session
-                    if self._closed:  # while writing: close() has ended the old session
-                        raise ConnectionResetError("the session has ended")
-                    old, self.session, self.started = self.session, session, started
-                    if self._source_format is not None:
-                        self._converter = MonoConverter(self._source_format, started.input.rate)
-                    self._downlink = asyncio.create_task(
-                        self._send_events(), name=f"downlink {self.satellite}"
-                    )
+            old = await self._hand_over(session, started)
         except SatelliteGoneError:
             await session.close()
             raise
         await old.close()
         self.state = "listening"
         self._changed()
+
+    async def _hand_over(self, session: VoiceSession, started: SessionStarted) -> VoiceSession:
+        """Cut the old session's reply, announce the new one and send its events; the old
+        session, to close."""
+        async with _from_another_connection(self.satellite), self._downlink_lock:
+            if self._downlink is not None:
+                self._downlink.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._downlink
+            if self._open_audio is not None:
+                for wyoming_event in self._translate(
+                    session_events.ReplyInterrupted(self._open_audio)
+                ):
+                    await self._write(wyoming_event)
+            await self._write(started.event())  # before any event of the new session
+            if self._closed:  # while writing: close() has ended the old session
+                raise SatelliteGoneError(f"{self.satellite} has gone")
+            old, self.session, self.started = self.session, session, started
+            if self._source_format is not None:
+                self._converter = MonoConverter(self._source_format, started.input.rate)
+            self._start_downlink()
+        return old
 
     def _close_audio(self) -> list[Event]:
         if self._open_audio is None:
