@@ -97,7 +97,8 @@ def read_events(sock: socket.socket, until_pong: str) -> Iterator[dict[str, Any]
 
 class Witness:
     """A voice session streaming silence in real time, pinging twice a second; it records
-    the longest pong wait and whether it was ever cut off."""
+    the longest pong wait and whether it was ever cut off, and how late its own loop
+    woke (a wait that this process caused is not the server's)."""
 
     def __init__(self, server: ServerProcess) -> None:
         self.server = server
@@ -105,18 +106,35 @@ class Witness:
         self.longest_pong_at = ""
         """Wall-clock time of the longest pong, to find in the server's log."""
         self.chunks_sent = 0
+        self.longest_own_lag_s = 0.0
+        self.longest_own_lag_at = ""
         self.failure: BaseException | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def report(self) -> str:
+        return (
+            f"longest pong {self.longest_pong_s:.2f} s at {self.longest_pong_at}; "
+            f"the witness's own loop woke up to {self.longest_own_lag_s:.2f} s late "
+            f"(at {self.longest_own_lag_at})"
+        )
 
     async def __aenter__(self) -> Witness:
-        self._task = asyncio.create_task(self._run())
+        self._tasks = [asyncio.create_task(self._run()), asyncio.create_task(self._own_lag())]
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+            await asyncio.gather(*self._tasks)
+
+    async def _own_lag(self) -> None:
+        while True:
+            asleep = time.monotonic()
+            await asyncio.sleep(0.1)
+            if (late := time.monotonic() - asleep - 0.1) > self.longest_own_lag_s:
+                self.longest_own_lag_s = late
+                self.longest_own_lag_at = time.strftime("%H:%M:%S")
 
     async def _run(self) -> None:
         try:
@@ -201,8 +219,9 @@ async def test_any_events_in_any_order_leave_the_server_and_other_sessions_well(
     assert witness.failure is None, repr(witness.failure)
     stalls = [line for line in fuzz_server.log if "event loop" in line]
     assert not stalls, stalls
+    print(f"{answered}; {witness.report()}")
     assert witness.chunks_sent > 0 and witness.longest_pong_s < 2.0, (
-        f"{witness.longest_pong_s:.2f} s at {witness.longest_pong_at}, {answered}"
+        f"{witness.report()}; {answered}"
     )
     assert answered["error"] > 0, answered
     grown_mb = (server.memory_info().rss - rss_start) / 2**20
