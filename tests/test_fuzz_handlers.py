@@ -216,18 +216,23 @@ async def test_any_events_in_any_order_leave_the_server_and_other_sessions_well(
     # full pipe would stall it) and running the witness session.
     async with Witness(fuzz_server) as witness:
         await asyncio.to_thread(exchange)
-    assert witness.failure is None, repr(witness.failure)
-    stalls = [line for line in fuzz_server.log if "event loop" in line]
-    assert not stalls, stalls
     print(f"{answered}; {witness.report()}")
+    assert witness.failure is None, repr(witness.failure)
+    log = fuzz_server.log
+    stalls = [index for index, line in enumerate(log) if "event loop" in line]
+    assert not stalls, (
+        "\n\n".join(  # with the stacks the watch wrote before each
+            "\n".join(log[max(0, index - 80) : index + 1]) for index in stalls[:3]
+        )
+    )
     assert witness.chunks_sent > 0 and witness.longest_pong_s < 2.0, (
         f"{witness.report()}; {answered}"
     )
     assert answered["error"] > 0, answered
     grown_mb = (server.memory_info().rss - rss_start) / 2**20
     assert grown_mb < 150, f"grew {grown_mb:.0f} MB"  # model buffers, not the inputs
-    log = "\n".join(fuzz_server.log)
-    crash = log.find("Traceback")
-    assert crash < 0, log[max(0, crash - 300) : crash + 2500]
+    whole_log = "\n".join(log)
+    crash = whole_log.find("Traceback")
+    assert crash < 0, whole_log[max(0, crash - 300) : crash + 2500]
     settings_file = fuzz_server.workdir / "data" / "settings.json"
     assert not settings_file.exists(), "a fuzzed request changed the settings"

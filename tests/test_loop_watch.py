@@ -4,29 +4,64 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from locara_wyoming.loop_watch import LoopWatch
+from locara_wyoming.loop_watch import LoopWatch, loop_thread_name
 
 
 def _decode_a_huge_thing_on_the_loop(seconds: float) -> None:
     time.sleep(seconds)  # what a blocking model call on the loop would do
 
 
-async def test_a_held_up_loop_is_logged_with_what_held_it(caplog: pytest.LogCaptureFixture) -> None:
-    watch = LoopWatch(stall_s=0.3, beat_s=0.05)
-    task = asyncio.create_task(watch.run())
-    try:
-        for _ in range(20):  # busy in short bursts: no stall
-            await asyncio.sleep(0.02)
-            _decode_a_huge_thing_on_the_loop(0.05)
-        assert watch.stalls == 0 and "held up" not in caplog.text
-        _decode_a_huge_thing_on_the_loop(1.0)
-        await asyncio.sleep(0.3)
-    finally:
-        task.cancel()
+def _hold_the_interpreter(seconds: float) -> None:
+    """A C call that keeps the interpreter lock (as `sum` over a range does) for about
+    `seconds`: no other Python thread runs meanwhile."""
+    started = time.perf_counter()
+    sum(range(10**6))
+    per_million = time.perf_counter() - started
+    sum(range(int(seconds / per_million * 10**6)))
+
+
+async def _held_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, hold: Callable[[float], None]
+) -> tuple[LoopWatch, str]:
+    with (tmp_path / "stacks").open("w+") as stacks:
+        watch = LoopWatch(stall_s=0.3, beat_s=0.05, stacks=stacks)
+        task = asyncio.create_task(watch.run())
+        try:
+            for _ in range(20):  # busy in short bursts: no stall
+                await asyncio.sleep(0.02)
+                _decode_a_huge_thing_on_the_loop(0.05)
+            assert watch.stalls == 0 and "stall" not in caplog.text
+            hold(1.0)
+            await asyncio.sleep(0.3)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        stacks.seek(0)
+        return watch, stacks.read()
+
+
+async def test_a_held_up_loop_is_logged_with_what_held_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    watch, stacks = await _held_up(tmp_path, caplog, _decode_a_huge_thing_on_the_loop)
     assert watch.stalls == 1
     assert 0.8 <= watch.longest_stall_s <= 1.5
-    assert "_decode_a_huge_thing_on_the_loop" in caplog.text
+    assert "in _decode_a_huge_thing_on_the_loop" in stacks
     assert "went on after a stall of" in caplog.text
+
+
+async def test_code_that_holds_the_interpreter_is_caught_in_the_act(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No Python thread can look at the loop while the lock is held; the stacks are
+    written during the stall all the same."""
+    watch, stacks = await _held_up(tmp_path, caplog, _hold_the_interpreter)
+    assert watch.stalls == 1 and watch.longest_stall_s >= 0.5
+    loop_thread = stacks.split(loop_thread_name(), 1)[1].split("\n\n", 1)[0]
+    assert "in _hold_the_interpreter" in loop_thread, stacks
+    assert f"the loop's is '{loop_thread_name()}'" in caplog.text
