@@ -33,6 +33,8 @@ RECONNECT_EVERY = 7
 REPLY_TIMEOUT_S = 120.0
 INTERRUPT_AFTER_S = 1.5
 SETTLE_S = 3.0
+FAILURES = (TimeoutError, RuntimeError, ConnectionError, OSError)
+"""What fails a turn (`SessionError` is a RuntimeError); anything else is a bug here."""
 BARGEIN_WINDOW_S = 1.0
 """A story that ends this soon after the interruption began ended on its own: a barge-in
 takes about 0.25 s (`bench voice`), so a second leaves a loaded server room."""
@@ -95,20 +97,40 @@ async def _room(
                     await _ask(room, spoken.questions[turn % len(spoken.questions)])
                 if len(errors := room.seen_of("error")) > errors_before:
                     raise RuntimeError(errors[-1].event.data.get("text", "error"))
-            except (TimeoutError, RuntimeError, ConnectionError, OSError) as error:
+            except FAILURES as error:
                 tally.failed_turns += 1
                 tally.failures.append(f"{name} turn {turn}: {error!r}")
             tally.turns = turn
-            if turn % RECONNECT_EVERY == 0:
-                assert room.client.started is not None
-                session_id = room.client.started.session_id
-                await room.stop()
-                room = ScriptedSatellite(server.uri, name, resume=session_id)
-                await room.start()
-                tally.reconnects += 1
+            if turn % RECONNECT_EVERY == 0 or room.ended:  # a lost session comes back too
+                try:
+                    room = await _reconnect(server, room, tally, name)
+                    tally.reconnects += 1
+                except FAILURES as error:
+                    tally.failures.append(f"{name} reconnecting after turn {turn}: {error!r}")
+                    await asyncio.sleep(SETTLE_S)  # and again after the next turn
     finally:
-        await room.stop()
+        await _hang_up(room, tally, name)
     return tally
+
+
+async def _hang_up(room: ScriptedSatellite, tally: RoomTally, name: str) -> None:
+    try:
+        await room.stop()
+    except FAILURES as error:  # the session had ended with it: say so, and go on
+        tally.failures.append(f"{name} hanging up: {error!r}")
+
+
+async def _reconnect(
+    server: ServerProcess, room: ScriptedSatellite, tally: RoomTally, name: str
+) -> ScriptedSatellite:
+    """Hang up and come back resuming the same session."""
+    started = room.client.started
+    await _hang_up(room, tally, name)
+    resumed = ScriptedSatellite(
+        server.uri, name, resume=started.session_id if started is not None else None
+    )
+    await resumed.start()
+    return resumed
 
 
 def _fds(pid: int) -> int:

@@ -17,8 +17,12 @@ from wyoming.event import Event
 from ..sessions.protocol import SessionRequest, SessionStarted
 from .echo_gate import EchoGate, EchoGatedSource
 from .playback import ReplyPlayback
-from .session import SessionClient
+from .session import SessionClient, SessionError
 from .simulated import MIC_RATE, SimulatedMicrophone, SimulatedSpeaker, Utterance
+
+SAY_SLACK_S = 30.0
+"""How much longer than the audio itself saying it may take before it counts as stuck."""
+STOP_WAIT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -85,11 +89,35 @@ class ScriptedSatellite:
         if self._task.done():
             self._task.result()  # raises the session's error
         ready.cancel()
-        assert self.client.started is not None
+        if self.client.started is None:
+            self._task.cancel()
+            raise TimeoutError(f"the server opened no session in {timeout_s:.0f} s")
         return self.client.started
 
+    @property
+    def ended(self) -> bool:
+        """Whether the session has ended (by `stop`, or lost)."""
+        return self._task is not None and self._task.done()
+
     async def say(self, samples: np.ndarray) -> Utterance:
-        return await self.mic.say(samples)
+        """Speak into the session; raises SessionError if the session ends first, and
+        TimeoutError if the microphone is not taken in the audio's length and
+        `SAY_SLACK_S` (a script waiting on a microphone nobody reads would wait forever)."""
+        assert self._task is not None, "start() the satellite first"
+        speaking = asyncio.ensure_future(self.mic.say(samples))
+        try:
+            limit_s = len(samples) / MIC_RATE + SAY_SLACK_S
+            await asyncio.wait(
+                [speaking, self._task], timeout=limit_s, return_when="FIRST_COMPLETED"
+            )
+            if speaking.done():
+                return speaking.result()
+            if self._task.done():
+                error = None if self._task.cancelled() else self._task.exception()
+                raise SessionError(f"the session ended while speaking ({error or 'stopped'})")
+            raise TimeoutError(f"the microphone was not taken for {limit_s:.0f} s")
+        finally:
+            speaking.cancel()
 
     async def reply_after(
         self, moment: float, timeout_s: float = 60.0
@@ -150,9 +178,18 @@ class ScriptedSatellite:
         return [s for s in self.seen if s.event.type == event_type and s.at > after]
 
     async def stop(self) -> None:
+        """End the session; raises the session's error, if it had one. A session that has
+        not ended `STOP_WAIT_S` after it was asked to is cancelled."""
         self.mic.stop()
         self.client.stop()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(self._task, 60)
-        await self.speaker.close()
+        try:
+            if self._task is not None:
+                await asyncio.wait([self._task], timeout=STOP_WAIT_S)
+                if not self._task.done():
+                    self._task.cancel()
+                    await asyncio.wait([self._task], timeout=5.0)
+                    raise TimeoutError(f"the session did not end {STOP_WAIT_S:.0f} s after stop")
+                if not self._task.cancelled() and (error := self._task.exception()):
+                    raise error
+        finally:
+            await self.speaker.close()

@@ -120,7 +120,8 @@ class SimulatedMicrophone:
                 position += self.chunk
                 if position >= len(speech):
                     _, done = self._script.pop(0)
-                    done.set_result(Utterance(first_voiced or at, last_voiced or at))
+                    if not done.done():  # else whoever was saying it stopped waiting
+                        done.set_result(Utterance(first_voiced or at, last_voiced or at))
                     speech = None
             chunk += self._room_echo()
             yield float_to_pcm16(chunk)
