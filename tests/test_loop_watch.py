@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +55,10 @@ async def test_a_held_up_loop_is_logged_with_what_held_it(
     assert 0.8 <= watch.longest_stall_s <= 1.5
     assert "in _decode_a_huge_thing_on_the_loop" in stacks
     assert "went on after a stall of" in caplog.text
+    # The host's share is measured, and no more than every CPU for the whole stall.
+    steal = re.search(r"the host took ([0-9.]+) s", caplog.text)
+    assert steal is not None, caplog.text
+    assert 0.0 <= float(steal[1]) <= (os.cpu_count() or 1) * watch.longest_stall_s
 
 
 async def test_code_that_holds_the_interpreter_is_caught_in_the_act(
