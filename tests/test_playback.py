@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 
 from locara_wyoming.audio_format import PcmFormat, float_to_pcm16
-from locara_wyoming.client.playback import FADE_MS, PlaybackBuffer
+from locara_wyoming.client.playback import FADE_MS, REPLIES_KEPT, PlaybackBuffer
 
 OUT = 16000
 REPLY = PcmFormat(22050, 2, 1)
@@ -97,3 +97,37 @@ async def test_replies_play_back_to_back_at_the_set_volume() -> None:
     assert np.abs(out).max() == 1.0  # 0.5 times 4, clipped
     assert await asyncio.wait_for(first, 1) == OUT * 50 // 1000
     assert buffer.replies["b"].played == OUT * 10 // 1000  # no gap between them
+
+
+async def test_a_long_running_buffer_keeps_only_the_latest_finished_replies() -> None:
+    """A satellite plays thousands of replies over months; the buffer keeps the
+    figures of the last `REPLIES_KEPT`, never one still queued or playing."""
+    buffer = PlaybackBuffer(OUT, preroll_ms=0)
+    same_rate = PcmFormat(OUT, 2, 1)
+    for number in range(3 * REPLIES_KEPT):
+        reply_id = f"r{number}"
+        await buffer.start_reply(reply_id, same_rate)
+        await buffer.write(reply_id, tone(20, OUT))
+        if number % 3 == 0:
+            buffer.flush(reply_id)
+        else:
+            finished = asyncio.create_task(buffer.finish_reply(reply_id))
+            await asyncio.sleep(0)
+            pull_ms(buffer, 30)
+            await asyncio.wait_for(finished, 1)
+    # Two more waiting behind one that is playing, the first of them flushed in the queue.
+    for reply_id in ("playing", "flushed", "waiting"):
+        await buffer.start_reply(reply_id, same_rate)
+        await buffer.write(reply_id, tone(100, OUT))
+    pull_ms(buffer, 10)
+    buffer.flush("flushed")
+    await buffer.start_reply("next", same_rate)
+    kept = list(buffer.replies)
+    assert kept[-4:] == ["playing", "flushed", "waiting", "next"]
+    assert kept[:-4] == [f"r{n}" for n in range(2 * REPLIES_KEPT, 3 * REPLIES_KEPT)]
+    assert buffer.flush("r0") == 0  # long gone: nothing to drop
+    playing = asyncio.create_task(buffer.finish_reply("playing"))
+    await asyncio.sleep(0)
+    assert pull_ms(buffer, 150).any()  # the queue plays on past the flushed one
+    assert buffer.replies["waiting"].audible_at is not None
+    assert await asyncio.wait_for(playing, 1) == OUT // 10

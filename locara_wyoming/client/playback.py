@@ -31,6 +31,10 @@ _LOGGER = logging.getLogger(__name__)
 FADE_MS = 5.0
 """A flushed reply fades out over this long instead of stopping on a click."""
 
+REPLIES_KEPT = 16
+"""Finished replies kept for their figures; older ones are let go (a satellite runs for
+months)."""
+
 
 @dataclass
 class ReplyPlayback:
@@ -95,6 +99,13 @@ class PlaybackBuffer:
         with self._lock:
             self.replies[reply_id] = reply
             self._queue.append(reply_id)
+            finished = [
+                key
+                for key, kept in self.replies.items()
+                if kept._finished and key not in self._queue  # a flushed one may wait there
+            ]
+            for key in finished[: max(0, len(finished) - REPLIES_KEPT)]:
+                del self.replies[key]
 
     async def write(self, reply_id: str, pcm: bytes) -> None:
         reply = self.replies[reply_id]
@@ -130,8 +141,11 @@ class PlaybackBuffer:
         return reply.played
 
     def flush(self, reply_id: str) -> int:
-        """Stop the reply now, dropping what is buffered; return the samples played."""
-        reply = self.replies[reply_id]
+        """Stop the reply now, dropping what is buffered; return the samples played
+        (none of a reply interrupted before any of its audio came)."""
+        reply = self.replies.get(reply_id)
+        if reply is None:
+            return 0
         with self._lock:
             if reply.flushed_at is None and not reply._finished:
                 reply.flushed_at = self._clock()
