@@ -88,3 +88,6 @@ def test_a_short_soak_reports_turns_memory_and_descriptors(tmp_path: Path) -> No
         "bargeins", "bargein_ms", "bargeins_missed", "stories_ended_first", "reconnects",
         "rss_mb_by_minute",
     } <= set(results)  # fmt: skip
+    warnings = results["server_warnings_first"]
+    assert results["server_warnings"] >= len(warnings)
+    assert all(" WARNING " in line or " ERROR " in line for line in warnings), warnings

@@ -4,6 +4,7 @@ in orders that a live model server produces only now and then."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -39,12 +40,18 @@ class Peer:
 
 
 @pytest.fixture
-async def peer_uri(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Peer, str]]:
+async def talking(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Peer, ScriptedSatellite]]:
+    """A satellite in session with a `Peer` that sends `request.param`; hung up after."""
     peer = Peer(request.param)
     server = await asyncio.start_server(peer.serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     async with server:
-        yield peer, f"tcp://127.0.0.1:{port}"
+        room = ScriptedSatellite(f"tcp://127.0.0.1:{port}", "kitchen")
+        await room.start()
+        try:
+            yield peer, room
+        finally:
+            await room.stop()  # raises the session's error, if it had one
 
 
 def _reply(reply_id: str, seconds: float) -> list[Event]:
@@ -70,21 +77,30 @@ INTERRUPTED_BEFORE_ITS_AUDIO = [
 ]
 
 
-@pytest.mark.parametrize("peer_uri", [INTERRUPTED_BEFORE_ITS_AUDIO], indirect=True)
+@pytest.mark.parametrize("talking", [INTERRUPTED_BEFORE_ITS_AUDIO], indirect=True)
 async def test_a_reply_flushed_before_any_of_its_audio_came_plays_nothing(
-    peer_uri: tuple[Peer, str],
+    talking: tuple[Peer, ScriptedSatellite],
 ) -> None:
     """It once ended the satellite's session with a KeyError (found by the soak)."""
-    peer, uri = peer_uri
-    room = ScriptedSatellite(uri, "kitchen")
-    await room.start()
+    peer, room = talking
     async with asyncio.timeout(10):
         while len(peer.played) < 2:
             peer.got_played.clear()
             await peer.got_played.wait()
     assert not room.ended
-    await room.stop()
     assert peer.played == [
         {"reply_id": "r0", "samples": 0},
         {"reply_id": "r1", "samples": int(REPLY.rate * 0.2)},
     ]
+
+
+@pytest.mark.parametrize("talking", [[]], indirect=True)
+async def test_waiting_for_an_answer_that_never_comes_says_what_it_waited_for(
+    talking: tuple[Peer, ScriptedSatellite],
+) -> None:
+    """The soak reports failed turns by these messages; a bare TimeoutError told nothing."""
+    _, room = talking
+    with pytest.raises(TimeoutError, match=r"^an answer: not within 0.3 s$"):
+        await room.answer_after(time.monotonic(), 0.3)
+    with pytest.raises(TimeoutError, match=r"^a 'handled' event: not within 0.2 s$"):
+        await room.wait_for("handled", time.monotonic(), 0.2)

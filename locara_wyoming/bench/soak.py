@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from ..client.scripted import ScriptedSatellite
+from ..client.scripted import ScriptedSatellite, within
 from . import utterances
 from .harness import measure_server, read_config
 from .report import progress, publish, rss_mb, summary
@@ -65,7 +65,8 @@ async def _ask(room: ScriptedSatellite, question: np.ndarray) -> None:
     said = await room.say(question)
     _, reply = await room.answer_after(said.voiced_end, REPLY_TIMEOUT_S)
     if reply is not None:
-        await asyncio.wait_for(reply.done.wait(), REPLY_TIMEOUT_S)
+        async with within(REPLY_TIMEOUT_S, "the answer to play out"):
+            await reply.done.wait()
 
 
 async def _room(
@@ -99,14 +100,16 @@ async def _room(
                     raise RuntimeError(errors[-1].event.data.get("text", "error"))
             except FAILURES as error:
                 tally.failed_turns += 1
-                tally.failures.append(f"{name} turn {turn}: {error!r}")
+                tally.failures.append(f"{_now()} {name} turn {turn}: {error!r}")
             tally.turns = turn
             if turn % RECONNECT_EVERY == 0 or room.ended:  # a lost session comes back too
                 try:
                     room = await _reconnect(server, room, tally, name)
                     tally.reconnects += 1
                 except FAILURES as error:
-                    tally.failures.append(f"{name} reconnecting after turn {turn}: {error!r}")
+                    tally.failures.append(
+                        f"{_now()} {name} reconnecting after turn {turn}: {error!r}"
+                    )
                     await asyncio.sleep(SETTLE_S)  # and again after the next turn
     finally:
         await _hang_up(room, tally, name)
@@ -118,7 +121,7 @@ async def _hang_up(room: ScriptedSatellite, tally: RoomTally, name: str) -> None
         await room.stop()
     except Exception as error:  # whatever ended the session is a finding:
         # report it and go on (a KeyError in the client once ended the whole bench).
-        tally.failures.append(f"{name} hanging up: {error!r}")
+        tally.failures.append(f"{_now()} {name} hanging up: {error!r}")
 
 
 async def _reconnect(
@@ -132,6 +135,11 @@ async def _reconnect(
     )
     await resumed.start()
     return resumed
+
+
+def _now() -> str:
+    """Wall-clock time, as the server's log has it."""
+    return time.strftime("%H:%M:%S")
 
 
 def _fds(pid: int) -> int:
@@ -191,7 +199,14 @@ async def _soak(
         "fds_end": _fds(server.pid),
         "rss_mb_by_minute": by_minute,
         "failures": failures[:20],
+        "server_warnings": len(warnings := _warnings(server)),
+        "server_warnings_first": warnings[:20],
     }
+
+
+def _warnings(server: ServerProcess) -> list[str]:
+    """The server's warnings and errors (loop stalls, dropped clients, failed turns)."""
+    return [line for line in server.log if " WARNING " in line or " ERROR " in line]
 
 
 def run_soak_bench(

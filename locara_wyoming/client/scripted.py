@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,16 @@ from .simulated import MIC_RATE, SimulatedMicrophone, SimulatedSpeaker, Utteranc
 SAY_SLACK_S = 30.0
 """How much longer than the audio itself saying it may take before it counts as stuck."""
 STOP_WAIT_S = 60.0
+
+
+@contextlib.asynccontextmanager
+async def within(timeout_s: float, awaited: str) -> AsyncIterator[None]:
+    """`asyncio.timeout`, whose TimeoutError says what did not come in time."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            yield
+    except TimeoutError:
+        raise TimeoutError(f"{awaited}: not within {timeout_s:g} s") from None
 
 
 @dataclass(frozen=True)
@@ -123,7 +134,7 @@ class ScriptedSatellite:
         self, moment: float, timeout_s: float = 60.0
     ) -> tuple[str, ReplyPlayback]:
         """The first reply that became audible after `moment`."""
-        async with asyncio.timeout(timeout_s):
+        async with within(timeout_s, "a reply to be heard"):
             while True:
                 for reply_id, reply in self.speaker.replies.items():
                     if reply.audible_at is not None and reply.audible_at > moment:
@@ -134,7 +145,7 @@ class ScriptedSatellite:
         self, moment: float, timeout_s: float = 60.0
     ) -> tuple[str, ReplyPlayback | None]:
         """The first reply after `moment`: audible, or (None) finished with nothing to say."""
-        async with asyncio.timeout(timeout_s):
+        async with within(timeout_s, "an answer"):
             while True:
                 for reply_id, reply in self.speaker.replies.items():
                     if reply.audible_at is not None and reply.audible_at > moment:
@@ -163,11 +174,12 @@ class ScriptedSatellite:
             await asyncio.wait_for(story.done.wait(), 10)
         _, answer = await self.answer_after(spoken.voiced_end, timeout_s)
         if answer is not None:
-            await asyncio.wait_for(answer.done.wait(), timeout_s)
+            async with within(timeout_s, "the answer to play out"):
+                await answer.done.wait()
         return TalkedOver(story, spoken, still_playing)
 
     async def wait_for(self, event_type: str, after: float, timeout_s: float = 60.0) -> Seen:
-        async with asyncio.timeout(timeout_s):
+        async with within(timeout_s, f"a {event_type!r} event"):
             while True:
                 for seen in self.seen:
                     if seen.event.type == event_type and seen.at > after:
