@@ -47,6 +47,8 @@ class LoopWatch:
         self.stalls = 0
         self.longest_stall_s = 0.0
         self._beat = time.monotonic()
+        self._steal_at_beat = steal_s()
+        """`steal_s()` when the watcher saw the latest beat: /proc is read off the loop."""
 
     async def run(self) -> None:
         """Beat until cancelled. Only one watch can run in a process (one timer)."""
@@ -62,11 +64,10 @@ class LoopWatch:
         try:
             while True:
                 self._beat = time.monotonic()
-                steal_before = steal_s()
                 await asyncio.sleep(self.beat_s)
                 stall_s = time.monotonic() - self._beat - self.beat_s
                 if stall_s >= self.stall_s:
-                    self._report(stall_s, steal_s() - steal_before, loop_thread)
+                    self._report(stall_s, steal_s() - self._steal_at_beat, loop_thread)
         finally:
             stopped.set()
             await asyncio.to_thread(watcher.join)
@@ -84,13 +85,15 @@ class LoopWatch:
 
     def _rearm_while_beating(self, stacks: TextIO, stopped: threading.Event) -> None:
         """The watcher thread. It arms the timer for `stall_s - beat_s`: it sees a beat
-        up to `beat_s` late, so every stall of `stall_s` or more has its stacks."""
+        up to `beat_s` late, so every stall of `stall_s` or more has its stacks. It also
+        notes the host's steal at each beat, for the stall's report."""
         seen = None
         try:
             while not stopped.is_set():
                 if self._beat != seen:
                     seen = self._beat
                     faulthandler.dump_traceback_later(self.stall_s - self.beat_s, file=stacks)
+                    self._steal_at_beat = steal_s()
                 stopped.wait(self.beat_s)
         finally:
             faulthandler.cancel_dump_traceback_later()
