@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from locara_wyoming.audio_format import pcm_to_float
+from locara_wyoming.bench.log_lines import LogLines
 from satellite.audio import wav_files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,9 +27,8 @@ class SatelliteProcess:
         assert python.exists(), f"{python} is missing: `scripts/setup.sh test` makes it"
         self.args = ["-m", "satellite", *args]
         self.python = python
-        self.log: list[str] = []
+        self.log = LogLines()
         self.process: asyncio.subprocess.Process | None = None
-        self._new_line = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> SatelliteProcess:
@@ -43,18 +43,13 @@ class SatelliteProcess:
     async def _read(self) -> None:
         assert self.process is not None and self.process.stdout is not None
         async for raw in self.process.stdout:
-            self.log.append(raw.decode(errors="replace").rstrip())
-            self._new_line.set()
+            self.log.add(raw)
 
     def lines(self, text: str) -> list[str]:
-        return [line for line in self.log if text in line]
+        return self.log.matching(text)
 
     async def wait_for(self, text: str, count: int = 1, timeout_s: float = 60.0) -> str:
-        async with asyncio.timeout(timeout_s):
-            while len(found := self.lines(text)) < count:
-                self._new_line.clear()
-                await self._new_line.wait()
-        return found[count - 1]
+        return await self.log.wait_for(text, count, timeout_s)
 
     async def finish(self, timeout_s: float = 120.0) -> int:
         assert self.process is not None and self._reader is not None

@@ -14,6 +14,8 @@ import socket
 import sys
 from pathlib import Path
 
+from .log_lines import LogLines
+
 READY_MARK = "Ready:"
 
 
@@ -42,7 +44,7 @@ class ServerProcess:
         self.port = free_port(self.host)
         self.uri = uri or f"tcp://{self.host}:{self.port}"
         self.extra_args = extra_args or ["--no-zeroconf"]
-        self.log: list[str] = []
+        self.log = LogLines()
         self.process: asyncio.subprocess.Process | None = None
         self._log_task: asyncio.Task[None] | None = None
 
@@ -89,9 +91,7 @@ class ServerProcess:
     async def _follow_log(self, ready: asyncio.Event) -> None:
         assert self.process is not None and self.process.stderr is not None
         async for raw in self.process.stderr:
-            line = raw.decode(errors="replace").rstrip()
-            self.log.append(line)
-            if READY_MARK in line:
+            if READY_MARK in self.log.add(raw):
                 ready.set()
 
     async def stop(self, signum: int = signal.SIGTERM, timeout_s: float = 20.0) -> int:
