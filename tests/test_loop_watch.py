@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import re
 import time
@@ -31,16 +32,20 @@ async def _held_up(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, hold: Callable[[float], None]
 ) -> tuple[LoopWatch, str]:
     with (tmp_path / "stacks").open("w+") as stacks:
-        watch = LoopWatch(stall_s=0.3, beat_s=0.05, stacks=stacks)
+        # Well above the bursts, and no collection of the test process's big heap
+        # meanwhile: a stall of 0.47 s with no cause in the test once failed a CI run.
+        watch = LoopWatch(stall_s=0.6, beat_s=0.05, stacks=stacks)
         task = asyncio.create_task(watch.run())
+        gc.disable()
         try:
             for _ in range(20):  # busy in short bursts: no stall
                 await asyncio.sleep(0.02)
                 _decode_a_huge_thing_on_the_loop(0.05)
             assert watch.stalls == 0 and "stall" not in caplog.text
-            hold(1.0)
-            await asyncio.sleep(0.3)
+            hold(1.5)
+            await asyncio.sleep(0.6)
         finally:
+            gc.enable()
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         stacks.seek(0)
@@ -52,7 +57,7 @@ async def test_a_held_up_loop_is_logged_with_what_held_it(
 ) -> None:
     watch, stacks = await _held_up(tmp_path, caplog, _decode_a_huge_thing_on_the_loop)
     assert watch.stalls == 1
-    assert 0.8 <= watch.longest_stall_s <= 1.5
+    assert 1.3 <= watch.longest_stall_s <= 2.0
     assert "in _decode_a_huge_thing_on_the_loop" in stacks
     assert "went on after a stall of" in caplog.text
     # The host's share is measured, and no more than every CPU for the whole stall.
@@ -67,7 +72,7 @@ async def test_code_that_holds_the_interpreter_is_caught_in_the_act(
     """No Python thread can look at the loop while the lock is held; the stacks are
     written during the stall all the same."""
     watch, stacks = await _held_up(tmp_path, caplog, _hold_the_interpreter)
-    assert watch.stalls == 1 and watch.longest_stall_s >= 0.5
+    assert watch.stalls == 1 and watch.longest_stall_s >= 0.8
     loop_thread = stacks.split(loop_thread_name(), 1)[1].split("\n\n", 1)[0]
     assert "in _hold_the_interpreter" in loop_thread, stacks
     assert f"the loop's is '{loop_thread_name()}'" in caplog.text
