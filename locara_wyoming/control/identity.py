@@ -1,8 +1,8 @@
 """The server's token and id, created at first start and kept in its data directory.
 
 The token guards every change of settings: without it a client can use the voice
-programs but change nothing. It is written owner-only and shown in the log once, when
-it is created; `locara-wyoming token` prints it again.
+programs but change nothing. It is written owner-only and never logged (logs end up in
+bug reports and log collectors); `locara-wyoming token` prints it.
 """
 
 from __future__ import annotations
@@ -62,10 +62,10 @@ def load_identity(data_dir: Path) -> Identity:
     token_path = data_dir / TOKEN_FILE
     if _create_private(token_path, secrets.token_urlsafe(24)):
         _LOGGER.warning(
-            "Created the control token (Home Assistant's Locara integration asks for it): %s "
-            "- kept in %s; `locara-wyoming token` shows it again",
-            read_token(data_dir),
+            "Created the control token in %s (Home Assistant's Locara integration asks for "
+            "it): `locara-wyoming token --data-dir %s` prints it",
             token_path,
+            data_dir,
         )
     elif token_path.stat().st_mode & 0o077:
         _LOGGER.warning("%s is readable by other users: chmod 600 it", token_path)
