@@ -18,6 +18,7 @@ from piper import PiperVoice
 
 from locara_wyoming.audio_format import PcmFormat
 from locara_wyoming.bench.server_process import ServerProcess, free_port
+from locara_wyoming.bench.utterances import speak
 from locara_wyoming.embedded_models import PIPER_JOE, SMOLLM2_135M, WHISPER_TINY_EN
 
 from .prompt_tap import PromptTap
@@ -146,7 +147,7 @@ class Speech:
         return soxr.resample(self.float32(text), self.rate, 16000).astype(np.float32)
 
     def float32(self, text: str) -> np.ndarray:
-        pcm = b"".join(chunk.audio_int16_bytes for chunk in self.voice.synthesize(text))
+        pcm = speak(self.voice, text)
         return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
 
     def pcm(self, text: str, audio: PcmFormat) -> bytes:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import wave
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..audio_format import MonoConverter, PcmFormat
 from ..embedded_models import PIPER_JOE
+
+if TYPE_CHECKING:
+    from piper import PiperVoice
 
 MIC_RATE = 16_000
 
@@ -28,6 +32,16 @@ STORY_REQUEST = "Tell me a long story about a dragon."
 INTERRUPTION = "Stop, please. That is enough, thank you."
 
 
+def speak(voice: PiperVoice, text: str) -> bytes:
+    """`text` as 16-bit PCM at the voice's rate, without Piper's random variation (noise
+    scales 0): the same audio at every run, so that a benchmark or a test hears the same
+    words each time (with the variation, Whisper now and then misheard a test's words)."""
+    from piper import SynthesisConfig
+
+    steady = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+    return b"".join(chunk.audio_int16_bytes for chunk in voice.synthesize(text, steady))
+
+
 def synthesize(texts: list[str]) -> list[np.ndarray]:
     """Each text spoken by the embedded Piper voice, as float32 at 16 kHz."""
     from piper import PiperVoice
@@ -35,7 +49,7 @@ def synthesize(texts: list[str]) -> list[np.ndarray]:
     voice = PiperVoice.load(PIPER_JOE.path())
     spoken = []
     for text in texts:
-        pcm = b"".join(chunk.audio_int16_bytes for chunk in voice.synthesize(text))
+        pcm = speak(voice, text)
         converter = MonoConverter(PcmFormat(voice.config.sample_rate, 2, 1), MIC_RATE)
         spoken.append(converter.convert(pcm, last=True))
     return spoken
