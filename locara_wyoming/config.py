@@ -34,6 +34,7 @@ class _Section(BaseModel):
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 
 class SttConfig(_Section):
@@ -225,6 +226,9 @@ class LimitsConfig(_Section):
     stalled_client_s: PositiveFloat = 10.0
     """A client that takes longer than this to accept one event (it stopped reading) is
     dropped, so that what is queued for it stays bounded."""
+    memory_release_s: NonNegativeFloat = 1.0
+    """How soon after model work the server hands the memory that work freed back to the
+    system (glibc's `malloc_trim`); 0 keeps it, as malloc does by default."""
 
 
 class ServerConfig(_Section):

@@ -18,6 +18,7 @@ from .backends.registry import Backends
 from .config import LocaraConfig
 from .control.service import ControlService
 from .loop_watch import LoopWatch
+from .memory_release import MemoryReleaser
 from .services.agent import ConversationAgent
 from .services.connection import ServerContext, WyomingConnection
 from .services.history import ConversationStore
@@ -122,11 +123,21 @@ class LocaraServer:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
 
-        if isinstance(self._server, AsyncStdioServer):
-            _LOGGER.info("Ready: serving Wyoming on stdio://")
-            await self._server.run(self._connect)
-            return
+        release = asyncio.create_task(
+            MemoryReleaser(config.limits.memory_release_s).run(), name="memory release"
+        )
+        try:
+            if isinstance(self._server, AsyncStdioServer):
+                _LOGGER.info("Ready: serving Wyoming on stdio://")
+                await self._server.run(self._connect)
+            else:
+                await self._serve_tcp(stop, control, backends)
+        finally:
+            release.cancel()
 
+    async def _serve_tcp(
+        self, stop: asyncio.Event, control: ControlService, backends: Backends
+    ) -> None:
         await self._server.start(self._connect)
         watch = asyncio.create_task(LoopWatch().run(), name="loop watch")
         advertiser = self._advertiser(control.identity.server_id)
@@ -134,7 +145,7 @@ class LocaraServer:
             await advertiser.start()
         _LOGGER.info(
             "Ready: Locara Wyoming serving asr, tts and handle on %s%s",
-            config.server.uri,
+            self.config.server.uri,
             f" (zeroconf {advertiser.record})" if advertiser else "",
         )
         try:

@@ -12,7 +12,7 @@ import contextlib
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 T = TypeVar("T")
 
@@ -24,6 +24,10 @@ class ModelBusyError(Exception):
 
 
 class ModelWorker:
+    calls_ended: ClassVar[int] = 0
+    """Model calls ended in this process, all models together (the memory releaser
+    hands back what they freed). Counted on the event loop, so it needs no lock."""
+
     def __init__(self, name: str, concurrency: int, wait_s: float) -> None:
         self.name = name
         self.wait_s = wait_s
@@ -47,6 +51,7 @@ class ModelWorker:
             yield
         finally:
             self._gate.release()
+            ModelWorker.calls_ended += 1
 
     async def call(self, function: Callable[[], T]) -> T:
         """Run `function` in one of the model's threads."""

@@ -107,12 +107,22 @@ class PiperTts(TextToSpeech):
             )
 
     async def load(self) -> None:
+        import onnxruntime
         from piper import PiperVoice
+        from piper.config import PiperConfig
 
         def read(path: Path) -> tuple[Any, dict[str, Any]]:
-            config_path = Path(f"{path}.json")
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-            return PiperVoice.load(path, config_path=config_path), config
+            config = json.loads(Path(f"{path}.json").read_text(encoding="utf-8"))
+            # PiperVoice.load would open the model with onnxruntime's memory arena, which
+            # keeps the buffers of the longest sentence so far for good (+400 MB after
+            # one of 22 s). Without it they are freed after each sentence, and the memory
+            # releaser hands them back; synthesis was no slower (measured).
+            options = onnxruntime.SessionOptions()
+            options.enable_cpu_mem_arena = False
+            session = onnxruntime.InferenceSession(
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+            return PiperVoice(config=PiperConfig.from_dict(config), session=session), config
 
         for name, (path, embedded) in self._paths.items():
             self._loaded[name], config = await self._worker.call(partial(read, path))
