@@ -64,7 +64,8 @@ async def test_a_long_sentence_and_a_long_transcription_leave_no_growth(
     )
 
     heard = await wy.transcribe(fresh_server.uri, spoken.audio(), audio)
-    assert "dragon" in wy.transcript_text(heard).lower()
+    words = wy.transcript_text(heard).split()
+    assert len(words) > 20, words  # it was heard, whether or not every word was right
     after_hearing = await settled_rss_mb(fresh_server.pid, baseline + ALLOWED_GROWTH_MB)
     assert after_hearing <= baseline + ALLOWED_GROWTH_MB, (
         f"{baseline:.0f} MB before transcribing {seconds:.0f} s, {after_hearing:.0f} MB after"
