@@ -59,12 +59,10 @@ def zeroconf_name() -> str:
 async def server(
     tmp_path_factory: pytest.TempPathFactory, zeroconf_name: str
 ) -> AsyncIterator[ServerProcess]:
-    process = ServerProcess(
+    async with ServerProcess(
         tmp_path_factory.mktemp("server"), TEST_CONFIG, extra_args=["--zeroconf", zeroconf_name]
-    )
-    await process.start()
-    yield process
-    await process.stop()
+    ) as process:
+        yield process
 
 
 MODEL_ALIAS = "smollm2-test"
@@ -120,10 +118,8 @@ url = "{prompt_tap.url}"
 model = "{MODEL_ALIAS}"
 temperature = 0.0
 """
-    process = ServerProcess(tmp_path_factory.mktemp("delegating"), config)
-    await process.start()
-    yield process
-    await process.stop()
+    async with ServerProcess(tmp_path_factory.mktemp("delegating"), config) as process:
+        yield process
 
 
 @pytest.fixture(scope="session")

@@ -42,10 +42,8 @@ home_control = "llm_only"
 
 @pytest.fixture(scope="module")
 async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("control"), CONFIG)
-    await process.start()
-    yield process
-    await process.stop()
+    async with ServerProcess(tmp_path_factory.mktemp("control"), CONFIG) as process:
+        yield process
 
 
 def token_of(server: ServerProcess) -> str:

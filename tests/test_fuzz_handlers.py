@@ -209,10 +209,10 @@ async def witness_process(server: ServerProcess) -> AsyncIterator[list[WitnessRe
 
 @pytest.fixture(scope="module")
 async def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("fuzz"), "[limits]\nmax_connections = 8\n")
-    await process.start()
-    yield process
-    await process.stop()
+    async with ServerProcess(
+        tmp_path_factory.mktemp("fuzz"), "[limits]\nmax_connections = 8\n"
+    ) as process:
+        yield process
 
 
 async def test_any_events_in_any_order_leave_the_server_and_other_sessions_well(

@@ -41,10 +41,10 @@ async def settled_rss_mb(pid: int, at_most_mb: float, within_s: float = 10.0) ->
 @pytest.fixture(scope="module")
 async def fresh_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
     """A server of its own: one that has already spoken long sentences would pass anyway."""
-    process = ServerProcess(tmp_path_factory.mktemp("memory"), "[limits]\nmemory_release_s = 0.5\n")
-    await process.start()
-    yield process
-    await process.stop()
+    async with ServerProcess(
+        tmp_path_factory.mktemp("memory"), "[limits]\nmemory_release_s = 0.5\n"
+    ) as process:
+        yield process
 
 
 async def test_a_long_sentence_and_a_long_transcription_leave_no_growth(

@@ -85,10 +85,8 @@ satellite = "mlx-room"
 backend = "moshi-mlx-tiny"
 """
     config = moshi_config(tiny_model, mlx)
-    server = ServerProcess(tmp_path_factory.mktemp("moshi-server"), config)
-    await server.start()
-    yield server
-    await server.stop()
+    async with ServerProcess(tmp_path_factory.mktemp("moshi-server"), config) as server:
+        yield server
 
 
 def _noise(seconds: float, seed: int = 0) -> np.ndarray:

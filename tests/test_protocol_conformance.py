@@ -117,10 +117,8 @@ async def test_bad_played_report_is_an_error_not_a_disconnect(server: ServerProc
 @pytest.fixture(scope="module")
 async def strict_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
     config = TEST_CONFIG + "\n[sessions]\nkeepalive_s = 1.5\nmax_sessions = 1\n"
-    process = ServerProcess(Path(tmp_path_factory.mktemp("strict")), config)
-    await process.start()
-    yield process
-    await process.stop()
+    async with ServerProcess(Path(tmp_path_factory.mktemp("strict")), config) as process:
+        yield process
 
 
 async def test_silent_satellite_is_closed_after_the_keepalive(strict_server: ServerProcess) -> None:

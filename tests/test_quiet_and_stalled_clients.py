@@ -34,10 +34,8 @@ LONG_TEXT = " ".join(["The quick brown fox jumps over the lazy dog, again and ag
 
 @pytest.fixture(scope="module")
 async def strict_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("strict"), LIMITS)
-    await process.start()
-    yield process
-    await process.stop()
+    async with ServerProcess(tmp_path_factory.mktemp("strict"), LIMITS) as process:
+        yield process
 
 
 async def test_a_silent_connection_is_timed_out(strict_server: ServerProcess) -> None:

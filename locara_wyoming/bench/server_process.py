@@ -53,6 +53,13 @@ class ServerProcess:
         assert self.process is not None
         return self.process.pid
 
+    async def __aenter__(self) -> ServerProcess:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
     async def start(self, timeout_s: float = 300.0) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = await asyncio.create_subprocess_exec(
