@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from locara_wyoming.bench.log_lines import LogLines
 from locara_wyoming.loop_watch import LoopWatch, loop_thread_name
 
 
@@ -64,6 +65,13 @@ async def test_a_held_up_loop_is_logged_with_what_held_it(
     steal = re.search(r"the host took ([0-9.]+) s", caplog.text)
     assert steal is not None, caplog.text
     assert 0.0 <= float(steal[1]) <= (os.cpu_count() or 1) * watch.longest_stall_s
+    # What a benchmark keeps of a server's log: the stall with the stacks before it.
+    log = LogLines()
+    for line in ["INFO before", *stacks.splitlines(), *caplog.messages, "INFO after"]:
+        log.add(line.encode())
+    [stall] = log.stalls()
+    assert stall[0].startswith("Timeout (") and "went on after a stall of" in stall[-1]
+    assert any("in _decode_a_huge_thing_on_the_loop" in line for line in stall)
 
 
 async def test_code_that_holds_the_interpreter_is_caught_in_the_act(

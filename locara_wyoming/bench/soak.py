@@ -201,6 +201,7 @@ async def _soak(
         "failures": failures[:20],
         "server_warnings": len(warnings := _warnings(server)),
         "server_warnings_first": warnings[:20],
+        "server_stalls": server.log.stalls(),
     }
 
 
