@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from wyoming.event import Event, async_write_event
 from wyoming.tts import Synthesize
 
 from locara_wyoming.bench.server_process import ServerProcess
+from locara_wyoming.client.scripted import ScriptedSatellite
 
 from .conftest import Speech
 from .test_bad_input import expect_alive, expect_closed, expect_error, next_event, raw_connection
@@ -29,6 +30,29 @@ stalled_client_s = 2.0
 [llm]
 max_tokens = 30
 """
+
+
+async def peak_mb_while(server: psutil.Process, work: Awaitable[object]) -> float:
+    """The server's highest resident memory while `work` runs, sampled every 50 ms. The
+    models' working buffers come and go with each request (the memory releaser hands
+    them back between requests), so a stalled client's cost is measured against the
+    peak of the same work for a client that reads."""
+    peak = 0.0
+
+    async def sample() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, server.memory_info().rss / 2**20)
+            await asyncio.sleep(0.05)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        await work
+    finally:
+        sampler.cancel()
+    return max(peak, server.memory_info().rss / 2**20)
+
+
 LONG_TEXT = " ".join(["The quick brown fox jumps over the lazy dog, again and again."] * 150)
 
 
@@ -91,13 +115,16 @@ async def test_a_client_that_stops_reading_is_dropped_at_a_bounded_cost(
 
     pinging = asyncio.create_task(keep_alive())
     try:
-        async with raw_connection(strict_server) as (good_reader, good_writer):  # the baseline
-            await async_write_event(request, good_writer)
-            while (event := await next_event(good_reader)) is not None:
-                if event.type == "audio-stop":
-                    break
+
+        async def read_it_all() -> None:
+            async with raw_connection(strict_server) as (good_reader, good_writer):
+                await async_write_event(request, good_writer)
+                while (event := await next_event(good_reader)) is not None:
+                    if event.type == "audio-stop":
+                        break
+
+        before = await peak_mb_while(server, read_it_all()) * 2**20  # the baseline
         pinging.cancel()
-        before = server.memory_info().rss  # Piper's buffers have grown to this text already
         await async_write_event(request, writer)  # the same minutes of audio, never read
         peak = before
         async with raw_connection(strict_server) as (other_reader, other_writer):
@@ -141,7 +168,17 @@ async def test_a_session_that_stops_reading_but_keeps_talking_is_dropped(
     question = speech.at_16k("What is the sea like in winter?")
     audio = np.concatenate([np.zeros(8000, np.float32), question, np.zeros(480_000, np.float32)])
     pcm = (audio * 32767).astype("<i2").tobytes()
-    before = server.memory_info().rss
+
+    async def hear_it_out() -> None:  # the same question from a room that listens
+        room = ScriptedSatellite(strict_server.uri, "hearing-room")
+        await room.start()
+        said = await room.say(question)
+        _, reply = await room.answer_after(said.voiced_end, 60)
+        if reply is not None:
+            await asyncio.wait_for(reply.done.wait(), 60)
+        await room.stop()
+
+    before = await peak_mb_while(server, hear_it_out()) * 2**20
     peak = before
     sent_from = time.monotonic()
     async with raw_connection(strict_server) as (other_reader, other_writer):
