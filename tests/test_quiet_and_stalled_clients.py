@@ -29,7 +29,10 @@ stalled_client_s = 2.0
 
 [llm]
 max_tokens = 30
+temperature = 0.0
 """
+# temperature 0: the same question gets the same reply, so the stalled session's cost is
+# measured against a listening room that did the very same work.
 
 
 async def peak_mb_while(server: psutil.Process, work: Awaitable[object]) -> float:
