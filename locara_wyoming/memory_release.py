@@ -7,8 +7,9 @@ of the largest calls each arena has seen and stays there. `malloc_trim(0)` retur
 free pages of every arena. The releaser calls it off the event loop a moment after
 model work has ended, at most once per `interval_s`, and never while the server is idle.
 
-Measured with the embedded models in one process (2-core VM, 2026-12-01): 560 MB after
-start; after sentences of up to 22 s of speech and transcriptions of up to 28 s,
+Measured with the embedded models in one process by an ad-hoc script, not kept (2-core
+VM, 2026-12-01; `tests/test_memory_release.py` and `bench soak` show it repeatably): 560 MB
+after start; after sentences of up to 22 s of speech and transcriptions of up to 28 s,
 1115 MB, and no lower after that. With Piper's own arena off (`stages/tts.py`) and
 `malloc_trim` after each call: 500-535 MB throughout.
 
@@ -47,7 +48,7 @@ class MemoryReleaser:
     def __init__(self, interval_s: float) -> None:
         self.interval_s = interval_s
         self.releases = 0
-        """How many times memory was handed back (for tests and status)."""
+        """How many times memory was handed back (the tests read it)."""
         self._trim = _malloc_trim()
 
     @property
