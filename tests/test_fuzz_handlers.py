@@ -4,9 +4,10 @@ beside them. The server must answer each connection (with `error`s where needed)
 it, never crash or log a traceback, stay within its memory, and keep the session's
 audio flowing.
 
-The suite runs 150 sequences; the long run is
+The suite runs 150 sequences; the long run is (`-s` prints its tally)
 
-    LOCARA_FUZZ_EXAMPLES=100000 .venv/bin/python -m pytest --timeout 0 tests/test_fuzz_handlers.py
+    LOCARA_FUZZ_EXAMPLES=100000 .venv/bin/python -m pytest -s --timeout 0 \
+        tests/test_fuzz_handlers.py
 """
 
 from __future__ import annotations
