@@ -1,7 +1,8 @@
 """A TCP relay in front of an OpenAI-compatible endpoint that keeps each chat request.
 
 Bytes pass through unchanged both ways; the requests' JSON bodies are parsed on the
-side, so a test sees exactly which messages the server sent to the real model.
+side, so a test sees exactly which messages the server sent to the real model. During
+an `outage()` the endpoint is unreachable, as when its machine goes away.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,6 +24,8 @@ class PromptTap:
         self.requests: list[dict[str, Any]] = []
         self.url = ""
         """The endpoint's URL through the tap, once started."""
+        self._down = False
+        self._clients: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
@@ -38,14 +41,33 @@ class PromptTap:
         """The `messages` of every chat completion request so far, in order."""
         return [r["messages"] for r in self.requests if "messages" in r]
 
+    @contextlib.contextmanager
+    def outage(self) -> Iterator[None]:
+        """Inside the block the endpoint is gone: the connections open to it are cut, and
+        new ones are closed as soon as they are made."""
+        self._down = True
+        for client in self._clients:
+            client.transport.abort()
+        try:
+            yield
+        finally:
+            self._down = False
+
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._down:
+            writer.transport.abort()
+            return
+        self._clients.add(writer)
         target = (self._endpoint.hostname, self._endpoint.port)
         upstream_reader, upstream_writer = await asyncio.open_connection(*target)
         requests = asyncio.create_task(self._pipe(reader, upstream_writer, self._parse()))
-        await self._pipe(upstream_reader, writer, None)
-        requests.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await requests
+        try:
+            await self._pipe(upstream_reader, writer, None)
+        finally:
+            self._clients.discard(writer)
+            requests.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await requests
 
     async def _pipe(
         self,

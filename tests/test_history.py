@@ -49,3 +49,12 @@ def test_least_recently_used_conversation_is_dropped_over_the_cap() -> None:
     assert len(store) == 2
     assert len(store.get("a").turns) == 1
     assert len(store.get("b").turns) == 0
+
+
+def test_forget_takes_out_that_turn_and_not_an_equal_one() -> None:
+    conversation = ConversationStore(max_turns=5, ttl_s=60, max_conversations=2).get("a")
+    asked_twice = [Turn("lights?", "", interrupted=True) for _ in range(2)]
+    conversation.turns.extend(asked_twice)
+    conversation.forget(asked_twice[1])
+    conversation.forget(Turn("never kept", ""))
+    assert len(conversation.turns) == 1 and conversation.turns[0] is asked_twice[0]

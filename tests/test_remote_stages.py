@@ -6,10 +6,13 @@ remote Wyoming services are the shared test server. A second Locara server uses 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
+from wyoming.asr import Transcript
 from wyoming.client import AsyncClient
+from wyoming.event import Event
 from wyoming.info import Describe, Info
 
 from locara_wyoming.audio_format import PcmFormat
@@ -58,6 +61,33 @@ async def test_handle_through_an_openai_compatible_endpoint(
         {"role": "assistant", "content": wy.handled_text(first)},
         {"role": "user", "content": "What is my name?"},
     ]
+
+
+async def test_an_endpoint_that_goes_away_fails_the_request_and_the_connection_goes_on(
+    delegating_server: ServerProcess, prompt_tap: PromptTap
+) -> None:
+    conversation = uuid.uuid4().hex
+
+    async def ask(client: AsyncClient, text: str) -> Event:
+        """The request's last event: `handled-stop`, or an `error`."""
+        context = {"conversation_id": conversation}
+        await client.write_event(Transcript(text=text, context=context).event())
+        async with asyncio.timeout(60):
+            while (event := await client.read_event()) is not None:
+                if event.type in ("handled-stop", "error"):
+                    return event
+        raise AssertionError("the server closed the connection")
+
+    async with AsyncClient.from_uri(delegating_server.uri) as client:
+        with prompt_tap.outage():
+            failed = await ask(client, "My name is Zorblax.")
+        assert failed.type == "error" and failed.data["code"] == "remote-failed", failed
+        assert f"the LLM at {prompt_tap.url} failed" in failed.data["text"]
+        answered = await ask(client, "What is my name?")
+    assert answered.type == "handled-stop"
+    # The turn that failed before its first word left nothing in the history.
+    assert prompt_tap.chats()[-1][1:] == [{"role": "user", "content": "What is my name?"}]
+    assert "Traceback" not in "\n".join(delegating_server.log)
 
 
 def test_unreachable_remote_stage_stops_start_with_a_clear_message(tmp_path: Path) -> None:

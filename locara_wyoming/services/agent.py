@@ -23,11 +23,7 @@ class AgentReply:
 
     def withdraw(self) -> None:
         """Take the turn back out of the history (a speculative answer nobody heard)."""
-        turns = self.conversation.turns
-        for index, turn in enumerate(turns):
-            if turn is self.turn:
-                del turns[index]
-                return
+        self.conversation.forget(self.turn)
 
 
 class ConversationAgent:
@@ -68,11 +64,16 @@ class ConversationAgent:
         conversation: Conversation,
     ) -> AsyncGenerator[str, None]:
         written = ""
-        async with contextlib.aclosing(self.llm.stream_reply(messages)) as pieces:
-            async for piece in pieces:
-                written += piece
-                turn.assistant = written.strip()
-                yield piece
+        try:
+            async with contextlib.aclosing(self.llm.stream_reply(messages)) as pieces:
+                async for piece in pieces:
+                    written += piece
+                    turn.assistant = written.strip()
+                    yield piece
+        except Exception:
+            if not written:  # failed before its first word: the turn leaves no trace
+                conversation.forget(turn)
+            raise
         turn.interrupted = False
         prefill = asyncio.create_task(
             self.llm.prefill(conversation.messages(persona.system_prompt, None))

@@ -33,6 +33,13 @@ class Conversation:
             messages.append({"role": "user", "content": user_text})
         return messages
 
+    def forget(self, turn: Turn) -> None:
+        """Take `turn` (this very one, not an equal one) out of the history."""
+        for index, kept in enumerate(self.turns):
+            if kept is turn:
+                del self.turns[index]
+                return
+
 
 class ConversationStore:
     """Keeps the last `max_turns` turns of each conversation for `ttl_s` since its last use.

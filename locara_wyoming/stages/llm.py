@@ -154,18 +154,23 @@ class OpenAiChat(ChatModel):
         """Nothing: the endpoints cache prompt prefixes themselves (vLLM, Ollama, llama.cpp)."""
 
     async def stream_reply(self, messages: list[ChatMessage]) -> AsyncGenerator[str, None]:
+        from openai import APIError
+
         async with self._worker.slot():
-            stream = await self._client.chat.completions.create(
-                model=self.config.model,
-                messages=cast("list[ChatCompletionMessageParam]", messages),
-                stream=True,
-                max_tokens=self.config.max_tokens,
-                temperature=self.config.temperature,
-            )
-            async with stream:
-                async for chunk in stream:
-                    if chunk.choices and chunk.choices[0].delta.content:
-                        yield chunk.choices[0].delta.content
+            try:
+                stream = await self._client.chat.completions.create(
+                    model=self.config.model,
+                    messages=cast("list[ChatCompletionMessageParam]", messages),
+                    stream=True,
+                    max_tokens=self.config.max_tokens,
+                    temperature=self.config.temperature,
+                )
+                async with stream:
+                    async for chunk in stream:
+                        if chunk.choices and chunk.choices[0].delta.content:
+                            yield chunk.choices[0].delta.content
+            except APIError as error:  # down, or refusing: the request fails, not the server
+                raise RemoteServiceError(f"the LLM at {self.config.url} failed: {error}") from None
 
 
 def create_llm(config: LlmConfig, limits: LimitsConfig) -> ChatModel:

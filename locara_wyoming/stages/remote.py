@@ -15,7 +15,8 @@ REPLY_TIMEOUT_S = 60.0
 
 
 class RemoteServiceError(Exception):
-    """A remote Wyoming service was unreachable, failed or answered with an error."""
+    """A remote service (another Wyoming server, an OpenAI-compatible endpoint) was
+    unreachable, failed or answered with an error."""
 
 
 @contextlib.asynccontextmanager
