@@ -111,6 +111,26 @@ async def test_a_resumed_session_keeps_its_history(
     assert [m["content"] for m in sent[1:]] == [*first_turn, question]
 
 
+async def test_a_turn_whose_llm_fails_gets_an_error_and_the_session_goes_on(
+    delegating_server: ServerProcess, prompt_tap: PromptTap, speech: Speech
+) -> None:
+    async with satellite(delegating_server, "cellar") as room:
+        with prompt_tap.outage():
+            said = await room.say(speech.at_16k("What is the capital of France?"))
+            failed = await room.wait_for("error", said.voiced_end)
+        assert failed.event.data["code"] == "reply-failed"
+        assert f"the LLM at {prompt_tap.url} failed" in failed.event.data["text"]
+        # The failed reply was closed before the error: the satellite is not left waiting.
+        stops = room.seen_of("handled-stop")
+        assert len(stops) == 1 and stops[0].at <= failed.at
+        assert not room.client.busy()
+        said = await room.say(speech.at_16k("Please turn on the lights in the kitchen."))
+        _, reply = await room.reply_after(said.voiced_end)
+        await asyncio.wait_for(reply.done.wait(), 60)
+        question = (await room.wait_for("transcript", said.voiced_end)).event.data["text"]
+    assert prompt_tap.chats()[-1][1:] == [{"role": "user", "content": question}]
+
+
 async def test_status_lists_each_session_with_what_its_satellite_says(
     server: ServerProcess,
 ) -> None:

@@ -21,6 +21,7 @@ from ...audio_format import PcmFormat
 from ...backends.base import HomeControl
 from ...config import PersonaConfig
 from ...services.agent import AgentReply, ConversationAgent
+from ...stages.remote import RemoteServiceError
 from ...stages.stt import SpeechToText
 from ...stages.tts import TextToSpeech
 from ..events import (
@@ -34,6 +35,13 @@ from ..events import (
 from .reply import Reply, speak_reply
 
 _LOGGER = logging.getLogger(__name__)
+
+
+def _log_failure(what: str, error: Exception) -> None:
+    """A remote service that is down is no bug here, and its message says it all; anything
+    else is logged with its traceback."""
+    remote = isinstance(error, RemoteServiceError)
+    _LOGGER.error("%s failed: %s", what, error, exc_info=not remote)
 
 
 @dataclass(frozen=True)
@@ -126,7 +134,7 @@ class Answer:
                 piece async for piece in context.stt.transcribe(audio, context.persona.language)
             ]
         except Exception as error:  # the turn fails, the session goes on
-            _LOGGER.exception("transcription failed")
+            _log_failure("transcription", error)
             self._emit(SessionError("stt-failed", f"speech-to-text failed: {error}"))
             return
         text = "".join(pieces).strip()
@@ -137,14 +145,19 @@ class Answer:
         reply.timings.stt_ms = round(1000 * (time.monotonic() - started), 1)
         self.reply = reply
         self._emit(UserTranscript(text))
+        reply_open = False
+        failure = None
         try:
             reply.answer = answer = await self._answer(text)
             self._emit(ReplyStarted(reply.reply_id))
+            reply_open = True
             await speak_reply(
                 reply, answer, context.tts, context.voice, self._emit, self._emit_audio
             )
-        except Exception as error:
-            _LOGGER.exception("reply failed")
-            self._emit(SessionError("reply-failed", f"the reply failed: {error}"))
-            return
-        self._emit(ReplyFinished(reply.reply_id, reply.text, reply.timings.as_ms()))
+        except Exception as error:  # the turn fails, the session goes on
+            _log_failure("reply", error)
+            failure = SessionError("reply-failed", f"the reply failed: {error}")
+        if reply_open:  # a failed reply ends too: the satellite plays what it has of it
+            self._emit(ReplyFinished(reply.reply_id, reply.text, reply.timings.as_ms()))
+        if failure is not None:
+            self._emit(failure)
