@@ -1,9 +1,13 @@
-"""What `locara-wyoming bench voice` measures, and how much of it."""
+"""What `locara-wyoming bench voice` and `bench soak` measure, and how much of it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+SOAK_WARM_UP_ROUNDS = 10
+"""`bench soak` warms up for at most this many rounds by default (about 1.5 minutes each
+with 4 rooms), fewer once the server's memory has settled."""
 
 
 @dataclass(frozen=True)

@@ -2,17 +2,19 @@
 
 Each scripted satellite asks the built-in questions in turn; every fourth turn it
 asks for a story and talks over it, and every seventh it drops its connection and
-comes back resuming its session. First every room has one round of that (three
-questions and a story talked over) and hangs up: the first conversations fill the
-allocators' arenas and the models' buffers to their working size. The server's
-resident memory and open file descriptors are taken then, with no room connected,
-and again at the end, once every room has hung up: a leak shows as growth between
-the two.
+comes back resuming its session. First the rooms warm the server up in rounds (each
+room three questions and a story talked over, then every room hangs up) until its
+resident memory with no room connected stops rising: the first conversations fill the
+allocators' arenas and the models' buffers to their working size, and one round is
+not enough for that. The server's resident memory and open file descriptors are taken
+then, and again at the end, once every room has hung up: a leak shows as growth
+between the two.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -35,6 +37,11 @@ INTERRUPT_AFTER_S = 1.5
 SETTLE_S = 3.0
 FAILURES = (TimeoutError, RuntimeError, ConnectionError, OSError)
 """What fails a turn (`SessionError` is a RuntimeError); anything else is a bug here."""
+SETTLED_ROUNDS = 2
+SETTLED_WITHIN = 0.01
+"""The warm-up has settled when each of its last `SETTLED_ROUNDS` rounds left the idle
+level within 1 % of the highest before them: one idle reading to the next after the
+same work differs by about that much (2026-12-02, docs/benchmarks.md)."""
 BARGEIN_WINDOW_S = 1.0
 """A story that ends this soon after the interruption began ended on its own: a barge-in
 takes about 0.25 s (`bench voice`), so a second leaves a loaded server room."""
@@ -157,13 +164,35 @@ async def _rooms(
     return list(tallies)
 
 
+def settled(levels: list[float]) -> bool:
+    """Whether the idle levels after each warm-up round have stopped rising."""
+    if len(levels) <= SETTLED_ROUNDS:
+        return False
+    highest_before = max(levels[:-SETTLED_ROUNDS])
+    return max(levels[-SETTLED_ROUNDS:]) <= highest_before * (1 + SETTLED_WITHIN)
+
+
+async def _warm_up(
+    server: ServerProcess, spoken: Spoken, sessions: int, rounds: int
+) -> tuple[list[RoomTally], list[float]]:
+    """Rounds of every room talking, until the idle level settles or `rounds` are done;
+    returns the rounds' tallies and the idle level after each."""
+    tallies: list[RoomTally] = []
+    levels: list[float] = []
+    while len(levels) < rounds and not settled(levels):
+        progress(f"Warm-up round {len(levels) + 1}: {sessions} rooms, {STORY_EVERY} turns each…")
+        tallies += await _rooms(server, spoken, sessions, math.inf, STORY_EVERY)
+        levels.append(rss_mb(server.pid))
+        progress(f"  {levels[-1]} MB resident with no room connected")
+    return tallies, levels
+
+
 async def _soak(
-    server: ServerProcess, spoken: Spoken, minutes: float, sessions: int
+    server: ServerProcess, spoken: Spoken, minutes: float, sessions: int, rounds: int
 ) -> dict[str, Any]:
     rss_idle = rss_mb(server.pid)
-    progress(f"Warm-up: {sessions} rooms, {STORY_EVERY} turns each…")
-    warm_up = await _rooms(server, spoken, sessions, time.monotonic() + 60 * minutes, STORY_EVERY)
-    rss_start, fds_start = rss_mb(server.pid), _fds(server.pid)
+    warm_up, levels = await _warm_up(server, spoken, sessions, rounds)
+    rss_start, fds_start = levels[-1], _fds(server.pid)
     until = time.monotonic() + 60 * minutes
     progress(f"{sessions} rooms talking for {minutes:g} minutes…")
     by_minute: list[float] = []
@@ -186,6 +215,8 @@ async def _soak(
         "sessions": sessions,
         "turns": sum(t.turns for t in tallies),
         "warm_up_turns": sum(t.turns for t in warm_up),
+        "warm_up_settled": settled(levels),
+        "rss_mb_by_warm_up_round": levels,
         "failed_turns": sum(t.failed_turns for t in tallies),
         "bargeins": sum(t.bargeins for t in tallies),
         "bargein_ms": summary([ms for t in tallies for ms in t.bargein_ms]),
@@ -211,13 +242,19 @@ def _warnings(server: ServerProcess) -> list[str]:
 
 
 def run_soak_bench(
-    config_path: Path | None, minutes: float, sessions: int, json_path: Path | None
+    config_path: Path | None,
+    minutes: float,
+    sessions: int,
+    warm_up_rounds: int,
+    json_path: Path | None,
 ) -> int:
     problems = []
     if minutes <= 0:
         problems.append("--minutes must be more than 0")
     if sessions < 1:
         problems.append("--sessions must be at least 1")
+    if warm_up_rounds < 1:
+        problems.append("--warm-up-rounds must be at least 1")
     if problems:
         for problem in problems:
             print(f"locara-wyoming bench soak: {problem}", file=sys.stderr)
@@ -225,8 +262,10 @@ def run_soak_bench(
     progress("Speaking the utterances with Piper…")
     story, interruption = utterances.synthesize([utterances.STORY_REQUEST, utterances.INTERRUPTION])
     spoken = Spoken(utterances.synthesize(utterances.QUESTIONS), story, interruption)
-    results = asyncio.run(
-        measure_server(read_config(config_path), lambda s: _soak(s, spoken, minutes, sessions))
-    )
+
+    async def soak(server: ServerProcess) -> dict[str, Any]:
+        return await _soak(server, spoken, minutes, sessions, warm_up_rounds)
+
+    results = asyncio.run(measure_server(read_config(config_path), soak))
     publish(results, json_path)
     return 0
