@@ -99,6 +99,7 @@ def test_a_short_soak_reports_turns_memory_and_descriptors(tmp_path: Path) -> No
     # Two rounds cannot tell that memory has settled: both are run.
     assert len(levels := results["rss_mb_by_warm_up_round"]) == 2 and min(levels) > 100
     assert results["warm_up_settled"] is False and results["rss_mb_start"] == levels[-1]
+    assert results["rss_mb_at_pauses"] == [results["rss_mb_end"]]  # 0.4 minutes: one pause
     assert {
         "bargeins", "bargein_ms", "bargeins_missed", "stories_ended_first", "reconnects",
         "rss_mb_by_minute",

@@ -8,7 +8,8 @@ resident memory with no room connected stops rising: the first conversations fil
 allocators' arenas and the models' buffers to their working size, and one round is
 not enough for that. The server's resident memory and open file descriptors are taken
 then, and again at the end, once every room has hung up: a leak shows as growth
-between the two.
+between the two. Every `PAUSE_EVERY_MIN` the rooms hang up together for a reading of
+the same kind, so that a run shows whether the idle level still rises or has settled.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ SETTLED_WITHIN = 0.01
 """The warm-up has settled when each of its last `SETTLED_ROUNDS` rounds left the idle
 level within 1 % of the highest before them: one idle reading to the next after the
 same work differs by about that much (2026-12-02, docs/benchmarks.md)."""
+PAUSE_EVERY_MIN = 10.0
+"""Every this many minutes every room finishes its turn and hangs up, and the server's
+resident memory is read with none connected, as at the start and the end: idle readings
+through the run, which the readings while rooms talk (up to 125 MB of live buffers
+above the idle level) cannot give."""
 BARGEIN_WINDOW_S = 1.0
 """A story that ends this soon after the interruption began ended on its own: a barge-in
 takes about 0.25 s (`bench voice`), so a second leaves a loaded server room."""
@@ -204,8 +210,13 @@ async def _soak(
             progress(f"  minute {len(by_minute)}: {by_minute[-1]} MB resident")
 
     sampler = asyncio.create_task(sample())
+    soaked: list[RoomTally] = []
+    at_pauses: list[float] = []
     try:
-        soaked = await _rooms(server, spoken, sessions, until)
+        while (now := time.monotonic()) < until:
+            soaked += await _rooms(server, spoken, sessions, min(until, now + 60 * PAUSE_EVERY_MIN))
+            at_pauses.append(rss_mb(server.pid))
+            progress(f"  pause {len(at_pauses)}: {at_pauses[-1]} MB with no room connected")
     finally:
         sampler.cancel()
     tallies = warm_up + soaked
@@ -225,7 +236,8 @@ async def _soak(
         "reconnects": sum(t.reconnects for t in tallies),
         "rss_mb_before_warm_up": rss_idle,
         "rss_mb_start": rss_start,
-        "rss_mb_end": rss_mb(server.pid),
+        "rss_mb_end": at_pauses[-1],
+        "rss_mb_at_pauses": at_pauses,
         "fds_start": fds_start,
         "fds_end": _fds(server.pid),
         "rss_mb_by_minute": by_minute,
