@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from . import models_command
-from .bench.options import SOAK_WARM_UP_ROUNDS, VoiceBenchOptions
+from .bench.options import SOAK_WARM_UP_MIN, VoiceBenchOptions
 from .config import ConfigError, LocaraConfig, load_config
 from .embedded_models import ModelMissingError
 from .stages.remote import RemoteServiceError
@@ -81,10 +81,10 @@ def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     soak.add_argument("--minutes", type=float, default=60.0, help="how long (default 60)")
     soak.add_argument("--sessions", type=int, default=4, help="rooms at once (default 4)")
     soak.add_argument(
-        "--warm-up-rounds",
-        type=int,
-        default=SOAK_WARM_UP_ROUNDS,
-        help=f"warm-up rounds at most (default {SOAK_WARM_UP_ROUNDS}; fewer once memory settles)",
+        "--warm-up-minutes",
+        type=float,
+        default=SOAK_WARM_UP_MIN,
+        help=f"minutes of the script before the first reading (default {SOAK_WARM_UP_MIN:g})",
     )
     moshi = bench.add_parser("moshi", help="an end-to-end model's time per 80 ms frame")
     moshi.add_argument("--tiny", action="store_true", help="a tiny random-weight Moshi on the CPU")
@@ -182,7 +182,7 @@ def _bench(args: argparse.Namespace) -> int:
         from .bench.soak import run_soak_bench
 
         return run_soak_bench(
-            args.config, args.minutes, args.sessions, args.warm_up_rounds, args.json
+            args.config, args.minutes, args.sessions, args.warm_up_minutes, args.json
         )
     if args.bench == "moshi":
         from .bench.moshi import run_moshi_bench

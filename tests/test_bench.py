@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from locara_wyoming.bench.soak import settled
+import pytest
+
+from locara_wyoming.bench.soak import slope_per_hour
 
 
 def bench(*args: str, command: str = "voice") -> subprocess.CompletedProcess[str]:
@@ -66,27 +68,26 @@ def test_the_satellite_bench_names_a_bad_option() -> None:
 
 
 def test_the_soak_bench_names_bad_options() -> None:
-    result = bench("--minutes", "0", "--sessions", "0", "--warm-up-rounds", "0", command="soak")
+    result = bench("--minutes", "0", "--sessions", "0", "--warm-up-minutes", "-1", command="soak")
     assert result.returncode == 2
     assert "--minutes must be more than 0" in result.stderr
     assert "--sessions must be at least 1" in result.stderr
-    assert "--warm-up-rounds must be at least 1" in result.stderr
+    assert "--warm-up-minutes must not be negative" in result.stderr
 
 
-def test_the_soak_warms_up_until_the_idle_level_stops_rising() -> None:
-    # Idle levels (MB) after rounds of four rooms talking, measured 2026-12-02.
-    assert not settled([489.9, 491.3])  # two rounds tell nothing yet
-    assert not settled([489.9, 491.3, 496.2])  # the third rose more than 1 %
-    assert not settled([489.9, 491.3, 496.2, 501.5])
-    assert settled([489.9, 491.3, 496.2, 501.5, 496.8, 499.9])
-    assert not settled([489.9, 491.3, 496.2, 501.5, 496.8, 507.0])
+def test_the_soak_reports_how_fast_idle_memory_rises() -> None:
+    # The idle levels (MB) of a 30-minute soak: after the warm-up, then at each pause.
+    assert slope_per_hour([0.0, 10.0, 20.0, 30.0], [488.2, 509.9, 511.7, 514.0]) == 47.5
+    assert slope_per_hour([0.0, 10.0, 20.0], [509.9, 511.7, 514.0]) == 12.3
+    assert slope_per_hour([0.0, 10.0, 20.0], [514.0, 511.7, 509.9]) == -12.3
+    assert slope_per_hour([0.0, 10.0], [500.0, 500.0]) == 0.0
 
 
 def test_a_short_soak_reports_turns_memory_and_descriptors(tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
     config = Path(__file__).parents[1] / "config" / "bench-voice.toml"
     result = bench(
-        "--minutes", "0.4", "--sessions", "1", "--warm-up-rounds", "2", "--config", str(config),
+        "--minutes", "0.4", "--sessions", "1", "--warm-up-minutes", "0.3", "--config", str(config),
         "--json", str(out), command="soak",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -96,10 +97,11 @@ def test_a_short_soak_reports_turns_memory_and_descriptors(tmp_path: Path) -> No
     assert results["fds_start"] > 0 and results["fds_end"] > 0
     assert 1 <= results["warm_up_turns"] <= results["turns"]
     assert results["rss_mb_before_warm_up"] > 100
-    # Two rounds cannot tell that memory has settled: both are run.
-    assert len(levels := results["rss_mb_by_warm_up_round"]) == 2 and min(levels) > 100
-    assert results["warm_up_settled"] is False and results["rss_mb_start"] == levels[-1]
+    assert results["warm_up_minutes"] == 0.3
     assert results["rss_mb_at_pauses"] == [results["rss_mb_end"]]  # 0.4 minutes: one pause
+    assert len(results["minutes_at_pauses"]) == 1 and results["minutes_at_pauses"][0] >= 0.4
+    rise = 60 * (results["rss_mb_end"] - results["rss_mb_start"]) / results["minutes_at_pauses"][0]
+    assert results["rss_mb_per_hour"] == pytest.approx(rise, abs=0.2)
     assert {
         "bargeins", "bargein_ms", "bargeins_missed", "stories_ended_first", "reconnects",
         "rss_mb_by_minute",

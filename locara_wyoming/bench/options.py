@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-SOAK_WARM_UP_ROUNDS = 10
-"""`bench soak` warms up for at most this many rounds by default (about 1.5 minutes each
-with 4 rooms), fewer once the server's memory has settled."""
+SOAK_WARM_UP_MIN = 10.0
+"""`bench soak` runs its script this long by default before its first memory reading:
+in a run of 30 minutes, the idle level rose 21.7 MB over the first 10 and 1.8 and 2.3 MB
+over the next two (2026-12-02, docs/benchmarks.md)."""
 
 
 @dataclass(frozen=True)

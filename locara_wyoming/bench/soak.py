@@ -2,12 +2,12 @@
 
 Each scripted satellite asks the built-in questions in turn; every fourth turn it
 asks for a story and talks over it, and every seventh it drops its connection and
-comes back resuming its session. First the rooms warm the server up in rounds (each
-room three questions and a story talked over, then every room hangs up) until its
-resident memory with no room connected stops rising: the first conversations fill the
-allocators' arenas and the models' buffers to their working size, and one round is
-not enough for that. The server's resident memory and open file descriptors are taken
-then, and again at the end, once every room has hung up: a leak shows as growth
+comes back resuming its session. First the rooms warm the server up by running that
+script for `--warm-up-minutes`, then every room hangs up: the first conversations fill
+the allocators' arenas and the models' buffers to their working size, and short rounds
+of a few turns each reach less of it than the script does (docs/benchmarks.md). The
+server's resident memory and open file descriptors are taken then, with no room
+connected, and again at the end, once every room has hung up: a leak shows as growth
 between the two. Every `PAUSE_EVERY_MIN` the rooms hang up together for a reading of
 the same kind, so that a run shows whether the idle level still rises or has settled.
 """
@@ -15,7 +15,6 @@ the same kind, so that a run shows whether the idle level still rises or has set
 from __future__ import annotations
 
 import asyncio
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -38,11 +37,6 @@ INTERRUPT_AFTER_S = 1.5
 SETTLE_S = 3.0
 FAILURES = (TimeoutError, RuntimeError, ConnectionError, OSError)
 """What fails a turn (`SessionError` is a RuntimeError); anything else is a bug here."""
-SETTLED_ROUNDS = 2
-SETTLED_WITHIN = 0.01
-"""The warm-up has settled when each of its last `SETTLED_ROUNDS` rounds left the idle
-level within 1 % of the highest before them: one idle reading to the next after the
-same work differs by about that much (2026-12-02, docs/benchmarks.md)."""
 PAUSE_EVERY_MIN = 10.0
 """Every this many minutes every room finishes its turn and hangs up, and the server's
 resident memory is read with none connected, as at the start and the end: idle readings
@@ -170,36 +164,23 @@ async def _rooms(
     return list(tallies)
 
 
-def settled(levels: list[float]) -> bool:
-    """Whether the idle levels after each warm-up round have stopped rising."""
-    if len(levels) <= SETTLED_ROUNDS:
-        return False
-    highest_before = max(levels[:-SETTLED_ROUNDS])
-    return max(levels[-SETTLED_ROUNDS:]) <= highest_before * (1 + SETTLED_WITHIN)
-
-
-async def _warm_up(
-    server: ServerProcess, spoken: Spoken, sessions: int, rounds: int
-) -> tuple[list[RoomTally], list[float]]:
-    """Rounds of every room talking, until the idle level settles or `rounds` are done;
-    returns the rounds' tallies and the idle level after each."""
-    tallies: list[RoomTally] = []
-    levels: list[float] = []
-    while len(levels) < rounds and not settled(levels):
-        progress(f"Warm-up round {len(levels) + 1}: {sessions} rooms, {STORY_EVERY} turns each…")
-        tallies += await _rooms(server, spoken, sessions, math.inf, STORY_EVERY)
-        levels.append(rss_mb(server.pid))
-        progress(f"  {levels[-1]} MB resident with no room connected")
-    return tallies, levels
+def slope_per_hour(minutes: list[float], levels: list[float]) -> float:
+    """The least-squares rise of the idle levels, in MB an hour: what a server that runs
+    for months would grow by, were the rise to go on."""
+    rise_per_minute = np.polyfit(minutes, levels, 1)[0]
+    return round(60 * float(rise_per_minute), 1)
 
 
 async def _soak(
-    server: ServerProcess, spoken: Spoken, minutes: float, sessions: int, rounds: int
+    server: ServerProcess, spoken: Spoken, minutes: float, sessions: int, warm_up_min: float
 ) -> dict[str, Any]:
     rss_idle = rss_mb(server.pid)
-    warm_up, levels = await _warm_up(server, spoken, sessions, rounds)
-    rss_start, fds_start = levels[-1], _fds(server.pid)
-    until = time.monotonic() + 60 * minutes
+    progress(f"Warming up: {sessions} rooms talking for {warm_up_min:g} minutes…")
+    warm_up = await _rooms(server, spoken, sessions, time.monotonic() + 60 * warm_up_min)
+    rss_start, fds_start = rss_mb(server.pid), _fds(server.pid)
+    progress(f"  {rss_start} MB resident with no room connected")
+    began = time.monotonic()
+    until = began + 60 * minutes
     progress(f"{sessions} rooms talking for {minutes:g} minutes…")
     by_minute: list[float] = []
 
@@ -211,10 +192,12 @@ async def _soak(
 
     sampler = asyncio.create_task(sample())
     soaked: list[RoomTally] = []
+    pause_minutes: list[float] = []
     at_pauses: list[float] = []
     try:
         while (now := time.monotonic()) < until:
             soaked += await _rooms(server, spoken, sessions, min(until, now + 60 * PAUSE_EVERY_MIN))
+            pause_minutes.append(round((time.monotonic() - began) / 60, 1))
             at_pauses.append(rss_mb(server.pid))
             progress(f"  pause {len(at_pauses)}: {at_pauses[-1]} MB with no room connected")
     finally:
@@ -226,8 +209,7 @@ async def _soak(
         "sessions": sessions,
         "turns": sum(t.turns for t in tallies),
         "warm_up_turns": sum(t.turns for t in warm_up),
-        "warm_up_settled": settled(levels),
-        "rss_mb_by_warm_up_round": levels,
+        "warm_up_minutes": warm_up_min,
         "failed_turns": sum(t.failed_turns for t in tallies),
         "bargeins": sum(t.bargeins for t in tallies),
         "bargein_ms": summary([ms for t in tallies for ms in t.bargein_ms]),
@@ -238,6 +220,8 @@ async def _soak(
         "rss_mb_start": rss_start,
         "rss_mb_end": at_pauses[-1],
         "rss_mb_at_pauses": at_pauses,
+        "minutes_at_pauses": pause_minutes,
+        "rss_mb_per_hour": slope_per_hour([0.0, *pause_minutes], [rss_start, *at_pauses]),
         "fds_start": fds_start,
         "fds_end": _fds(server.pid),
         "rss_mb_by_minute": by_minute,
@@ -257,7 +241,7 @@ def run_soak_bench(
     config_path: Path | None,
     minutes: float,
     sessions: int,
-    warm_up_rounds: int,
+    warm_up_min: float,
     json_path: Path | None,
 ) -> int:
     problems = []
@@ -265,8 +249,8 @@ def run_soak_bench(
         problems.append("--minutes must be more than 0")
     if sessions < 1:
         problems.append("--sessions must be at least 1")
-    if warm_up_rounds < 1:
-        problems.append("--warm-up-rounds must be at least 1")
+    if warm_up_min < 0:
+        problems.append("--warm-up-minutes must not be negative")
     if problems:
         for problem in problems:
             print(f"locara-wyoming bench soak: {problem}", file=sys.stderr)
@@ -276,7 +260,7 @@ def run_soak_bench(
     spoken = Spoken(utterances.synthesize(utterances.QUESTIONS), story, interruption)
 
     async def soak(server: ServerProcess) -> dict[str, Any]:
-        return await _soak(server, spoken, minutes, sessions, warm_up_rounds)
+        return await _soak(server, spoken, minutes, sessions, warm_up_min)
 
     results = asyncio.run(measure_server(read_config(config_path), soak))
     publish(results, json_path)
