@@ -35,6 +35,10 @@ class PcmFormat:
     def frame_bytes(self) -> int:
         return self.width * self.channels
 
+    @property
+    def bytes_per_second(self) -> int:
+        return self.rate * self.frame_bytes
+
 
 def pcm_to_float(pcm: bytes, width: int) -> np.ndarray:
     """Signed little-endian PCM (unsigned for 8-bit, as WAV has it) to float32 in [-1, 1]."""

@@ -50,6 +50,11 @@ class VoiceSession(ABC):
     def events(self) -> AsyncIterator[SessionEvent]:
         """The session's events, in order, until it is closed."""
 
+    @property
+    @abstractmethod
+    def queued_audio_bytes(self) -> int:
+        """Reply audio produced and not yet taken from `events`: what waits for the satellite."""
+
     @abstractmethod
     async def interrupt(self) -> None:
         """Stop the current reply now (as if the user had spoken over it)."""

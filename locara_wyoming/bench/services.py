@@ -40,7 +40,7 @@ async def _measure(server: ServerProcess, runs: int) -> dict[str, Any]:
     for _ in range(runs):
         reply = await client.synthesize(server.uri, TTS_TEXT)
         audio = reply.audio_format()
-        seconds = len(reply.audio()) / (audio.rate * audio.frame_bytes)
+        seconds = len(reply.audio()) / audio.bytes_per_second
         first_audio.append(1000 * reply.first_after_send(AudioChunk.is_type))
         rtf.append((reply.events[-1].at - reply.sent_at) / seconds)
     progress(f"  tts: first audio {summary(first_audio)['p50']} ms p50")

@@ -170,7 +170,7 @@ class SessionClient:
         # until the last turn has been answered and played. A source faster than real
         # time (a file through `cat`) counts as ending when its audio would have: the
         # server is still hearing it.
-        spoken_until = began + sent / (audio.frame_bytes * audio.rate)
+        spoken_until = began + sent / audio.bytes_per_second
         self._last_activity = max(self._last_activity, spoken_until)
         silence = bytes(chunk_bytes)
         while not self._stopping and (

@@ -207,8 +207,9 @@ class WyomingConnection(AsyncEventHandler):
                 await super().write_event(event)
         except TimeoutError:
             _LOGGER.warning(
-                "%s: took over %g s to accept an event (not reading); dropping it", self.peer, limit
-            )
+                "%s: took over %g s to accept an event (not reading); dropping it (%s)",
+                self.peer, limit, self._unsent(),
+            )  # fmt: skip
             self.writer.transport.abort()
             raise ConnectionResetError("the client stopped reading") from None
 
@@ -347,10 +348,16 @@ class WyomingConnection(AsyncEventHandler):
 
     def _not_played(self, reply_id: str) -> None:
         _LOGGER.warning(
-            "%s: reply %s was never reported played (not reading); dropping it",
-            self.peer, reply_id,
+            "%s: reply %s was never reported played (not reading); dropping it (%s)",
+            self.peer, reply_id, self._unsent(),
         )  # fmt: skip
         self.writer.transport.abort()
+
+    def _unsent(self) -> str:
+        """What the server holds for this client when it drops it: a bounded amount."""
+        buffered = self.writer.transport.get_write_buffer_size()
+        queued = self._link.session.queued_audio_bytes if self._link is not None else 0
+        return f"unsent: {buffered} bytes in the write buffer, {queued} of reply audio queued"
 
     async def _control_request(self, event: Event) -> None:
         try:

@@ -42,7 +42,7 @@ async def speak(
                     timestamp=timestamp_ms,
                 )
                 await write(chunk.event())
-                timestamp_ms += 1000 * len(piece) // (audio_format.rate * audio_format.frame_bytes)
+                timestamp_ms += 1000 * len(piece) // audio_format.bytes_per_second
     if started:
         await write(AudioStop(timestamp=timestamp_ms).event())
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -10,6 +9,7 @@ import numpy as np
 from ...audio_format import PcmFormat
 from ...helpers.engine import FrameOutput
 from ..base import VoiceSession
+from ..event_queue import EventQueue
 from ..events import SessionError, SessionEvent
 from .batcher import FrameBatcher
 from .replies import ReplySegmenter
@@ -21,7 +21,7 @@ class EndToEndSession(VoiceSession):
         self._frame_samples = frame_samples
         self._replies = ReplySegmenter(output)
         self._pending = np.zeros(0, dtype=np.float32)
-        self._events: asyncio.Queue[SessionEvent | None] = asyncio.Queue()
+        self._events = EventQueue()
         self.slot = -1
 
     def push_audio(self, samples: np.ndarray) -> None:
@@ -33,12 +33,16 @@ class EndToEndSession(VoiceSession):
 
     def deliver(self, output: FrameOutput) -> None:
         for event in self._replies.feed(output):
-            self._events.put_nowait(event)
+            self._events.put(event)
 
     def fail(self, text: str) -> None:
         for event in self._replies.interrupt():
-            self._events.put_nowait(event)
-        self._events.put_nowait(SessionError("model-failed", text))
+            self._events.put(event)
+        self._events.put(SessionError("model-failed", text))
+
+    @property
+    def queued_audio_bytes(self) -> int:
+        return self._events.audio_bytes
 
     async def events(self) -> AsyncIterator[SessionEvent]:
         while (event := await self._events.get()) is not None:
@@ -46,7 +50,7 @@ class EndToEndSession(VoiceSession):
 
     async def interrupt(self) -> None:
         for event in self._replies.interrupt():
-            self._events.put_nowait(event)
+            self._events.put(event)
 
     def report_played(self, reply_id: str, samples: int) -> None:
         """The model keeps its own context, heard or not: nothing to trim."""
@@ -54,5 +58,5 @@ class EndToEndSession(VoiceSession):
     async def close(self) -> None:
         self._batcher.detach(self.slot)
         for event in self._replies.close():
-            self._events.put_nowait(event)
-        self._events.put_nowait(None)
+            self._events.put(event)
+        self._events.put(None)

@@ -23,6 +23,7 @@ from ...services.agent import ConversationAgent
 from ...services.stages import Stages
 from ...stages.vad import FRAME_SAMPLES, VAD_RATE
 from ..base import SessionSettings, VoiceSession
+from ..event_queue import EventQueue
 from ..events import ReplyAudio, ReplyInterrupted, SessionEvent, VoiceStarted, VoiceStopped
 from .answer import Answer, AnswerContext
 from .turns import (
@@ -77,10 +78,9 @@ class PipelineSession(VoiceSession):
             emit_audio=self._emit_audio,
             home_control=settings.home_control,
         )
-        self._audio_budget = sessions.max_buffered_audio_s * audio_format.rate
-        self._queued_samples = 0
+        self._audio_budget = sessions.max_buffered_audio_s * audio_format.bytes_per_second
         self._budget_freed = asyncio.Event()
-        self._events: asyncio.Queue[SessionEvent | None] = asyncio.Queue()
+        self._events = EventQueue()
         self._pending = np.zeros(0, dtype=np.float32)
         self._recent: deque[np.ndarray] = deque(maxlen=PREROLL_FRAMES)
         self._utterance: list[np.ndarray] = []
@@ -186,22 +186,23 @@ class PipelineSession(VoiceSession):
     def _emit(self, event: SessionEvent) -> None:
         if self._closed:
             return
-        if isinstance(event, ReplyAudio):
-            self._queued_samples += len(event.audio) // event.format.frame_bytes
-        self._events.put_nowait(event)
+        self._events.put(event)
 
     async def _emit_audio(self, event: ReplyAudio) -> None:
         """Queue reply audio, waiting while more than the budget waits for the satellite."""
-        samples = len(event.audio) // event.format.frame_bytes
-        while self._queued_samples and self._queued_samples + samples > self._audio_budget:
+        queued = self._events
+        while queued.audio_bytes and queued.audio_bytes + len(event.audio) > self._audio_budget:
             self._budget_freed.clear()
             await self._budget_freed.wait()
         self._emit(event)
 
+    @property
+    def queued_audio_bytes(self) -> int:
+        return self._events.audio_bytes
+
     async def events(self) -> AsyncIterator[SessionEvent]:
         while (event := await self._events.get()) is not None:
             if isinstance(event, ReplyAudio):
-                self._queued_samples -= len(event.audio) // event.format.frame_bytes
                 self._budget_freed.set()
                 if event.reply_id in self._ended:
                     continue
@@ -212,4 +213,4 @@ class PipelineSession(VoiceSession):
         self._drop_speculation()
         if self._answer is not None:
             self._answer.task.cancel()
-        self._events.put_nowait(None)
+        self._events.put(None)
