@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar, TypeVar
 
@@ -107,6 +107,24 @@ class ModelWorker:
                 stop.set()
                 with contextlib.suppress(BaseException):
                     await producer
+
+    async def stream_each(
+        self, make_items: Callable[[], Generator[T, None, None]]
+    ) -> AsyncGenerator[T, None]:
+        """Iterate a blocking generator whose items are independent model calls (Piper's
+        sentences): each item is made in a model thread when it is asked for, holding a
+        slot only while it is made. A consumer that pauses (a client that stops reading)
+        then has nothing made ahead and holds no slot, and other requests go between its
+        items, where `stream` keeps the model for the whole generator."""
+        items = make_items()
+        try:
+            while (item := await self.call(lambda: next(items, _END))) is not _END:
+                yield item  # type: ignore[misc]
+        finally:
+            # Cheap once suspended; still running in its thread (the consumer was
+            # cancelled mid-item), it finishes that item and is then dropped.
+            with contextlib.suppress(ValueError):
+                items.close()
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

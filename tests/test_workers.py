@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 
@@ -69,3 +70,42 @@ async def test_stream_raises_the_producers_error() -> None:
 
     with pytest.raises(RuntimeError, match="model exploded"):
         _ = [n async for n in worker.stream(failing)]
+
+
+async def test_stream_each_makes_an_item_only_when_asked_and_holds_no_slot_between() -> None:
+    worker = ModelWorker("piper-like", concurrency=1, wait_s=0.5)
+    made: list[int] = []
+    closed = False
+
+    def sentences() -> Generator[int, None, None]:
+        nonlocal closed
+        try:
+            for n in range(1000):
+                made.append(n)
+                yield n
+        finally:
+            closed = True
+
+    received = []
+    async with contextlib.aclosing(worker.stream_each(sentences)) as items:
+        async for n in items:
+            received.append(n)
+            # A consumer that pauses: nothing is made ahead, and the model is free.
+            await asyncio.sleep(0.05)
+            assert made == received
+            assert await worker.call(lambda: "between") == "between"
+            if n == 2:
+                break
+    assert received == [0, 1, 2] and made == [0, 1, 2]
+    assert closed  # stopping early closed the generator
+
+
+async def test_stream_each_raises_the_producers_error() -> None:
+    worker = ModelWorker("broken-piper", concurrency=1, wait_s=5)
+
+    def failing() -> Generator[int, None, None]:
+        yield 1
+        raise RuntimeError("voice exploded")
+
+    with pytest.raises(RuntimeError, match="voice exploded"):
+        _ = [n async for n in worker.stream_each(failing)]

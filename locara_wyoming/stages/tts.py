@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Generator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -139,11 +139,13 @@ class PiperTts(TextToSpeech):
             speaker_id = description.speakers.index(speaker)
         piper_voice = self._loaded[voice]
 
-        def blocks() -> Iterator[bytes]:
+        def blocks() -> Generator[bytes, None, None]:
             for chunk in piper_voice.synthesize(text, SynthesisConfig(speaker_id=speaker_id)):
                 yield chunk.audio_int16_bytes
 
-        return self._worker.stream(blocks)
+        # Sentence by sentence, each when asked for: a listener that stops reading holds
+        # no audio made ahead and does not keep Piper from other rooms.
+        return self._worker.stream_each(blocks)
 
 
 class WyomingTts(TextToSpeech):
