@@ -86,6 +86,10 @@ def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         default=SOAK_WARM_UP_MIN,
         help=f"minutes of the script before the first reading (default {SOAK_WARM_UP_MIN:g})",
     )
+    stalled = bench.add_parser(
+        "stalled", help="what a client that stops reading costs: memory held, then dropped"
+    )
+    stalled.add_argument("--rounds", type=int, default=5, help="stalled clients of each kind")
     moshi = bench.add_parser("moshi", help="an end-to-end model's time per 80 ms frame")
     moshi.add_argument("--tiny", action="store_true", help="a tiny random-weight Moshi on the CPU")
     moshi.add_argument(
@@ -100,7 +104,7 @@ def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "--satellite-python", type=Path, help="the satellite's Python (.venv-satellite's)"
     )
     satellite.add_argument("--json", type=Path, help="also write the results to this file")
-    for command in (services, voice, soak, moshi):
+    for command in (services, voice, soak, stalled, moshi):
         command.add_argument("--config", type=Path, help="server configuration to measure")
         command.add_argument("--json", type=Path, help="also write the results to this file")
 
@@ -184,6 +188,10 @@ def _bench(args: argparse.Namespace) -> int:
         return run_soak_bench(
             args.config, args.minutes, args.sessions, args.warm_up_minutes, args.json
         )
+    if args.bench == "stalled":
+        from .bench.stalled import run_stalled_bench
+
+        return run_stalled_bench(args.config, args.rounds, args.json)
     if args.bench == "moshi":
         from .bench.moshi import run_moshi_bench
 

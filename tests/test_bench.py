@@ -110,3 +110,26 @@ def test_a_short_soak_reports_turns_memory_and_descriptors(tmp_path: Path) -> No
     assert results["server_warnings"] >= len(warnings)
     assert all(" WARNING " in line or " ERROR " in line for line in warnings), warnings
     assert any("Created the control token in" in line for line in warnings), warnings
+
+
+def test_the_stalled_bench_names_a_bad_option() -> None:
+    result = bench("--rounds", "0", command="stalled")
+    assert result.returncode == 2
+    assert "--rounds must be at least 1" in result.stderr
+    assert "Starting the server" not in result.stderr
+
+
+def test_a_stalled_round_reports_what_each_kind_of_client_held(tmp_path: Path) -> None:
+    out = tmp_path / "stalled.json"
+    result = bench("--rounds", "1", "--json", str(out), command="stalled")
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results["rounds"] == 1
+    for kind in ("speech", "session"):
+        figures = results[kind]
+        assert len(figures["rss_mb_held"]) == len(figures["rss_mb_after_drop"]) == 1
+        assert figures["rss_mb_held_median"] == figures["rss_mb_held"][0]
+        # Under asyncio's high-water mark and one event more, or a few seconds of a reply.
+        assert 0 <= figures["unsent_bytes_most"] < 1_000_000, figures
+    assert results["speech"]["unsent_bytes_most"] > 0  # minutes asked for: the writes waited
+    assert "rss_mb" in results and "machine" in results
