@@ -16,6 +16,7 @@ from wyoming.tts import Synthesize
 
 from locara_wyoming.bench.server_process import ServerProcess
 from locara_wyoming.bench.stalled import stall_session, stall_speech
+from locara_wyoming.services.speech import SAMPLES_PER_CHUNK
 
 from .conftest import Speech
 from .test_bad_input import expect_alive, expect_closed, expect_error, next_event, raw_connection
@@ -107,9 +108,10 @@ a ping at once unless something holds it, and a held loop is lost audio."""
 # What the server may hold for a client that stopped reading: asyncio's transport takes
 # writes while its buffer is under its high-water mark (64 KiB), and then the next write
 # waits, which drops the client after `stalled_client_s`; so the buffer holds less than
-# that mark and one more event. An event of the speech service carries 1024 samples.
+# that mark and one more event: the speech service's chunk of 16-bit samples and its
+# header.
 HIGH_WATER = 64 * 1024
-SPEECH_EVENT_MOST = 1024 * 2 + 1024
+SPEECH_EVENT_MOST = SAMPLES_PER_CHUNK * 2 + 1024
 
 
 async def test_a_client_that_stops_reading_is_dropped_holding_little(

@@ -30,6 +30,7 @@ import numpy as np
 from wyoming.event import Event, async_read_event, async_write_event
 from wyoming.tts import Synthesize
 
+from ..audio_format import PcmFormat, float_to_pcm16
 from . import utterances
 from .harness import measure_server, read_config
 from .report import progress, publish, rss_mb
@@ -40,8 +41,8 @@ SPEECH_TEXT = " ".join(["The quick brown fox jumps over the lazy dog, again and 
 """About four minutes of speech: far more than any buffer holds."""
 DROPPED_MARK = "(not reading); dropping it"
 UNSENT = re.compile(r"unsent: (\d+) bytes in the write buffer, (\d+) of reply audio queued")
-MIC = {"rate": utterances.MIC_RATE, "width": 2, "channels": 1}
-CHUNK_BYTES = 640
+MIC = PcmFormat(utterances.MIC_RATE, 2, 1)
+CHUNK_BYTES = MIC.bytes_per_second // 50
 """20 ms of the microphone."""
 RECEIVE_BUFFER = 4096
 """The stalled client's socket takes little before the server's writes block."""
@@ -123,20 +124,22 @@ async def stall_session(server: ServerProcess, question: np.ndarray) -> Unsent:
         started = await asyncio.wait_for(async_read_event(reader), DROP_TIMEOUT_S)
         if started is None or started.type != "locara-session":
             raise RuntimeError(f"no session: {started}")
-        await async_write_event(Event("audio-start", MIC), writer)
+        mic = {"rate": MIC.rate, "width": MIC.width, "channels": MIC.channels}
+        await async_write_event(Event("audio-start", mic), writer)
         dropped = asyncio.create_task(_dropped(server, seen))
         audio = np.concatenate([np.zeros(8000, np.float32), question])
-        pcm = (audio * 32767).astype("<i2").tobytes()
+        pcm = float_to_pcm16(audio)
         silence = bytes(CHUNK_BYTES)
         sent_from, sent = time.monotonic(), 0
         while not dropped.done():
             chunk = pcm[sent : sent + CHUNK_BYTES] or silence
             try:
-                await async_write_event(Event("audio-chunk", MIC, chunk), writer)
+                await async_write_event(Event("audio-chunk", mic, chunk), writer)
             except ConnectionError:
                 break  # dropped; its warning is on its way through the server's pipe
             sent += CHUNK_BYTES
-            await asyncio.sleep(max(0.0, sent_from + sent / 32000 - time.monotonic()))
+            due = sent_from + sent / MIC.bytes_per_second
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
         unsent = await dropped
         await _read_to_the_end(reader)
         return unsent
