@@ -1,4 +1,4 @@
-"""The voice session's pure parts: turn detection, clauses, what was heard, routing."""
+"""The voice session's pure parts: turn detection, what was heard, routing."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import pytest
 from wyoming.event import Event
 
 from locara_wyoming.audio_format import PcmFormat
-from locara_wyoming.backends.pipeline.clauses import ClauseChunker
 from locara_wyoming.backends.pipeline.reply import Reply, SpokenClause
 from locara_wyoming.backends.pipeline.turns import (
     SpeechPaused,
@@ -70,34 +69,6 @@ def test_force_end_closes_a_turn_mid_speech() -> None:
     feed(turns, [0.9] * 8)
     assert turns.force_end() == TurnEnded(8 * 32)
     assert not turns.in_speech
-
-
-@pytest.mark.parametrize(
-    ("pieces", "clauses", "rest"),
-    [
-        (
-            ["Sure", "! The weather", " today is", " sunny, with", " a high of 21.5 degrees."],
-            ["Sure!", "The weather today is sunny,"],
-            "with a high of 21.5 degrees.",
-        ),
-        (["Dr. Smith said", " hi. Bye now"], ["Dr. Smith said hi."], "Bye now"),
-        (["We sold 1,000 apples, and", " more"], ["We sold 1,000 apples,"], "and more"),
-        (["Hi, there"], [], "Hi, there"),
-        (["First line\nSecond line"], ["First line"], "Second line"),
-        (
-            ["one two three four five six seven eight nine ten eleven twelve", " thirteen"],
-            ["one two three four five six seven eight nine ten eleven twelve"],
-            "thirteen",
-        ),
-        (["one two three four five six seven eight nine ten eleven twelve"], [], "one two "
-         "three four five six seven eight nine ten eleven twelve"),
-    ],
-)  # fmt: skip
-def test_clauses_cut_at_the_right_places(pieces: list[str], clauses: list[str], rest: str) -> None:
-    chunker = ClauseChunker()
-    got = [clause for piece in pieces for clause in chunker.add(piece)]
-    assert got == clauses
-    assert chunker.finish() == rest
 
 
 def reply_with_clauses() -> Reply:

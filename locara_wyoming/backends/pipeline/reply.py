@@ -18,7 +18,7 @@ from ...audio_format import PcmFormat
 from ...services.agent import AgentReply
 from ...stages.tts import TextToSpeech
 from ..events import ReplyAudio, ReplyText
-from .clauses import ClauseChunker
+from .clauses import SpeechChunker
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ async def speak_reply(
 
     speaker = asyncio.create_task(speak_clauses(), name=f"reply {reply.reply_id} tts")
     try:
-        chunker = ClauseChunker()
+        chunker = SpeechChunker()
         async for piece in answer.pieces:
             reply.text_pieces.append(piece)
             emit_text(ReplyText(reply.reply_id, piece))
