@@ -11,8 +11,9 @@ import pytest
 import soxr
 from faster_whisper import WhisperModel
 from wyoming.asr import TranscriptChunk
-from wyoming.audio import AudioChunk
+from wyoming.audio import AudioChunk, AudioStop
 from wyoming.client import AsyncClient
+from wyoming.event import Event
 from wyoming.handle import HandledChunk
 from wyoming.info import Describe, Info
 from wyoming.tts import (
@@ -20,6 +21,7 @@ from wyoming.tts import (
     SynthesizeChunk,
     SynthesizeStart,
     SynthesizeStop,
+    SynthesizeStopped,
 )
 
 from locara_wyoming.audio_format import PcmFormat, pcm_to_float
@@ -138,6 +140,79 @@ async def test_streaming_synthesis_speaks_first_sentence_before_text_ends(
     samples = soxr.resample(pcm_to_float(b"".join(c.audio for c in second), 2), 22050, 16000)
     segments, _ = whisper.transcribe(samples, language="en", beam_size=1)
     assert wer("It will rain tomorrow afternoon.", "".join(s.text for s in segments)) <= 0.35
+
+
+def audio_of(events: list[Event]) -> bytes:
+    return b"".join(AudioChunk.from_event(e).audio for e in events if AudioChunk.is_type(e.type))
+
+
+def whisper_hears(whisper: WhisperModel, pcm: bytes) -> str:
+    """What Whisper hears in the embedded voice's audio (22050 Hz, 16-bit)."""
+    samples = soxr.resample(pcm_to_float(pcm, 2), 22050, 16000)
+    segments, _ = whisper.transcribe(samples, language="en", beam_size=1)
+    return "".join(s.text for s in segments)
+
+
+def word_errors(reference: str, hypothesis: str) -> int:
+    out = jiwer.process_words(_words(reference), _words(hypothesis))
+    return int(out.substitutions + out.deletions + out.insertions)
+
+
+@pytest.mark.parametrize(
+    ("opening", "first_piece", "ending"),
+    [
+        ("Once upon a time, there", "Once upon a time", " was a dragon who loved gold."),
+        ("Please open the window because it", "Please open the window", " is warm."),
+    ],
+)
+async def test_streaming_synthesis_speaks_a_first_piece_before_its_sentence_ends(
+    server: ServerProcess, whisper: WhisperModel, opening: str, first_piece: str, ending: str
+) -> None:
+    async with AsyncClient.from_uri(server.uri) as client:
+        await client.write_event(SynthesizeStart().event())
+        await client.write_event(SynthesizeChunk(text=opening).event())
+        # No sentence end has been sent: the first piece's audio comes all the same.
+        first: list[Event] = []
+        async with asyncio.timeout(30):
+            while not first or not AudioStop.is_type(first[-1].type):
+                event = await client.read_event()
+                assert event is not None
+                first.append(event)
+        await client.write_event(SynthesizeChunk(text=ending).event())
+        await client.write_event(SynthesizeStop().event())
+        rest: list[Event] = []
+        async with asyncio.timeout(30):
+            while not rest or not SynthesizeStopped.is_type(rest[-1].type):
+                event = await client.read_event()
+                assert event is not None
+                rest.append(event)
+
+    heard = whisper_hears(whisper, audio_of(first))
+    assert word_errors(first_piece, heard) <= 1, heard
+    types = [e.type for e in rest]
+    assert types[0] == "audio-start" and types[-2:] == ["audio-stop", "synthesize-stopped"]
+    heard = whisper_hears(whisper, audio_of([*first, *rest]))
+    assert word_errors(opening + ending, heard) <= 1, heard
+
+
+async def test_synthesize_speaks_every_piece_in_one_audio_stream(
+    server: ServerProcess, whisper: WhisperModel
+) -> None:
+    text = (
+        "Good morning, Sam. The weather today is sunny and warm with a light wind. "
+        "Take a jacket for tonight."
+    )  # three pieces: "Good morning, Sam.", then a sentence each
+    reply = await wy.synthesize(server.uri, text)  # reads up to the first `audio-stop`
+    heard = whisper_hears(whisper, reply.audio())
+    assert word_errors(text, heard) <= 1, heard
+    chunks = [AudioChunk.from_event(i.event) for i in reply.of_type(AudioChunk.is_type)]
+    stop = AudioStop.from_event(reply.events[-1].event)
+    # Timestamps run on through the pieces: one stream, as if spoken at once.
+    elapsed = [0]
+    for chunk in chunks[:-1]:
+        elapsed.append(elapsed[-1] + 1000 * len(chunk.audio) // (22050 * 2))
+    assert [c.timestamp for c in chunks] == elapsed
+    assert stop.timestamp == elapsed[-1] + 1000 * len(chunks[-1].audio) // (22050 * 2)
 
 
 async def test_handle_streams_and_remembers_per_conversation(server: ServerProcess) -> None:

@@ -1,15 +1,19 @@
-"""The tts program: speak a text, or a text stream sentence by sentence."""
+"""The tts program: speak a text, or a text stream, a short first piece then sentences.
+
+Both cut the text with the voice replies' `SpeechChunker`: the first piece is a
+clause or a few words, so that its audio comes at once; then whole sentences.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
-from sentence_stream import SentenceBoundaryDetector
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.event import Event
 
+from ..backends.pipeline.clauses import SpeechChunker, split_for_speech
 from ..stages.tts import TextToSpeech
 
 SAMPLES_PER_CHUNK = 1024
@@ -20,38 +24,47 @@ Write = Callable[[Event], Awaitable[None]]
 async def speak(
     tts: TextToSpeech, text: str, voice: str, speaker: str | None, write: Write
 ) -> None:
-    """One audio stream (`audio-start`, chunks, `audio-stop`) for the whole text."""
+    """One audio stream for the whole text, its first piece synthesized on its own."""
+    await speak_pieces(tts, split_for_speech(text), voice, speaker, write)
+
+
+async def speak_pieces(
+    tts: TextToSpeech, pieces: Iterable[str], voice: str, speaker: str | None, write: Write
+) -> None:
+    """One audio stream (`audio-start`, chunks, `audio-stop`) for `pieces`, one after another."""
     started = False
     timestamp_ms = 0
     audio_format = tts.voices[voice].audio
-    async with contextlib.aclosing(tts.synthesize(text, voice, speaker)) as blocks:
-        async for block in blocks:
-            if not started:
-                audio_format = tts.voices[voice].audio  # a remote voice learns its format here
-                start = AudioStart(audio_format.rate, audio_format.width, audio_format.channels)
-                await write(start.event())
-                started = True
-            step = SAMPLES_PER_CHUNK * audio_format.frame_bytes
-            for offset in range(0, len(block), step):
-                piece = block[offset : offset + step]
-                chunk = AudioChunk(
-                    rate=audio_format.rate,
-                    width=audio_format.width,
-                    channels=audio_format.channels,
-                    audio=piece,
-                    timestamp=timestamp_ms,
-                )
-                await write(chunk.event())
-                timestamp_ms += 1000 * len(piece) // audio_format.bytes_per_second
+    for text in pieces:
+        async with contextlib.aclosing(tts.synthesize(text, voice, speaker)) as blocks:
+            async for block in blocks:
+                if not started:
+                    audio_format = tts.voices[voice].audio  # a remote voice learns it here
+                    start = AudioStart(audio_format.rate, audio_format.width, audio_format.channels)
+                    await write(start.event())
+                    started = True
+                step = SAMPLES_PER_CHUNK * audio_format.frame_bytes
+                for offset in range(0, len(block), step):
+                    audio = block[offset : offset + step]
+                    chunk = AudioChunk(
+                        rate=audio_format.rate,
+                        width=audio_format.width,
+                        channels=audio_format.channels,
+                        audio=audio,
+                        timestamp=timestamp_ms,
+                    )
+                    await write(chunk.event())
+                    timestamp_ms += 1000 * len(audio) // audio_format.bytes_per_second
     if started:
         await write(AudioStop(timestamp=timestamp_ms).event())
 
 
 class StreamingSynthesis:
-    """`synthesize-start` … `synthesize-stop`: each sentence is spoken once it is complete.
+    """`synthesize-start` … `synthesize-stop`: each piece is spoken once it is complete.
 
     Text arrives on the connection's reader while a separate task speaks the finished
-    sentences in order, so reading never waits for synthesis.
+    pieces in order, so reading never waits for synthesis. Each piece is its own audio
+    stream, as wyoming-piper sends one per sentence.
     """
 
     def __init__(
@@ -63,29 +76,27 @@ class StreamingSynthesis:
         self._write = write
         self._max_chars = max_chars
         self._received_chars = 0
-        self._detector = SentenceBoundaryDetector()
-        self._sentences: asyncio.Queue[str | None] = asyncio.Queue()
-        self._speaker_task = asyncio.create_task(self._speak_sentences(), name="tts stream")
+        self._chunker = SpeechChunker()
+        self._pieces: asyncio.Queue[str | None] = asyncio.Queue()
+        self._speaker_task = asyncio.create_task(self._speak_queued(), name="tts stream")
 
     def add_text(self, text: str) -> None:
         self._received_chars += len(text)
         if self._received_chars > self._max_chars:
             raise ValueError(f"streamed text longer than {self._max_chars} characters")
-        for sentence in self._detector.add_chunk(text):
-            self._sentences.put_nowait(sentence)
+        for piece in self._chunker.add(text):
+            self._pieces.put_nowait(piece)
 
     async def finish(self) -> None:
-        """Speak what is left and wait until every sentence has been sent."""
-        remainder = self._detector.finish()
-        if remainder.strip():
-            self._sentences.put_nowait(remainder)
-        self._sentences.put_nowait(None)
+        """Speak what is left and wait until every piece has been sent."""
+        if rest := self._chunker.finish():
+            self._pieces.put_nowait(rest)
+        self._pieces.put_nowait(None)
         await self._speaker_task
 
     def cancel(self) -> None:
         self._speaker_task.cancel()
 
-    async def _speak_sentences(self) -> None:
-        while (sentence := await self._sentences.get()) is not None:
-            if sentence.strip():
-                await speak(self._tts, sentence, self._voice, self._speaker, self._write)
+    async def _speak_queued(self) -> None:
+        while (piece := await self._pieces.get()) is not None:
+            await speak_pieces(self._tts, [piece], self._voice, self._speaker, self._write)
