@@ -133,14 +133,60 @@ class PersonaConfig(_Section):
     does not handle; or always the LLM."""
 
 
-class SessionsConfig(_Section):
+class TurnEndConfig(_Section):
+    """The end-of-turn model that tells a finished thought from a pause in the middle."""
+
+    model: str = EMBEDDED
+    """`embedded` (Smart Turn v3.2 from the pipecat-ai wheel) or a path to a Smart Turn
+    v3 `.onnx` file."""
+    threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    """A turn is complete when the model's probability is at least this."""
+
+
+EndOfTurn = Literal["smart-turn", "silence"]
+SilenceMs = Annotated[int, Field(ge=64, le=10_000)]
+ContinuationMs = Annotated[int, Field(ge=0, le=10_000)]
+
+
+class TurnTakingConfig(_Section):
+    """When the user's turn is over, and what counts as going on with it. `[sessions]`
+    holds the defaults; a `[[rooms]]` entry may set any of them for its room."""
+
+    end_of_turn: EndOfTurn | None = None
+    """`smart-turn`: the end-of-turn model judges each pause; `silence`: a pause of
+    `silence_ms` ends the turn (also what happens when no model is installed)."""
+    complete_silence_ms: SilenceMs | None = None
+    """Silence after a turn the model judged complete before the answer is heard."""
+    incomplete_silence_ms: SilenceMs | None = None
+    """Silence after a turn the model judged unfinished before the answer is heard."""
+    continuation_ms: ContinuationMs | None = None
+    """Speech within this long after a reply became audible goes on with the user's turn:
+    the reply is dropped and the words before and after are answered as one."""
+
+    @model_validator(mode="after")
+    def _complete_is_shorter(self) -> Self:
+        short, long = self.complete_silence_ms, self.incomplete_silence_ms
+        if short is not None and long is not None and short > long:
+            raise ValueError(
+                f"complete_silence_ms ({short}) must not be longer than "
+                f"incomplete_silence_ms ({long})"
+            )
+        return self
+
+
+class SessionsConfig(TurnTakingConfig):
     """Full-duplex voice sessions with room satellites."""
 
     default_backend: str = "voice-pipeline-default"
     """Model id of the backend for rooms with no `[[rooms]]` entry; chosen by prefix."""
     max_sessions: PositiveInt = 8
+    end_of_turn: EndOfTurn = "smart-turn"
+    complete_silence_ms: SilenceMs = 200
+    incomplete_silence_ms: SilenceMs = 1600
+    continuation_ms: ContinuationMs = 1500
     silence_ms: Annotated[int, Field(ge=64, le=5000)] = 400
-    """Silence after speech that ends the user's turn."""
+    """Silence after speech that ends the user's turn when there is no end-of-turn model
+    (`end_of_turn = "silence"`, or none installed)."""
     vad_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
     bargein_guard_ms: Annotated[int, Field(ge=0, le=2000)] = 128
     """Speech over the assistant must last this long before it interrupts (echo, coughs)."""
@@ -154,8 +200,9 @@ class SessionsConfig(_Section):
     """How long to wait for a satellite's `played` report after a barge-in."""
 
 
-class RoomConfig(_Section):
-    """Backend and persona for the satellites matching `satellite` (a name) or `area`."""
+class RoomConfig(TurnTakingConfig):
+    """Backend, persona and turn-taking for the satellites matching `satellite` (a name)
+    or `area`."""
 
     satellite: str | None = None
     area: str | None = None
@@ -265,6 +312,7 @@ class LocaraConfig(_Section):
     tts: TtsConfig = Field(default_factory=TtsConfig)
     llm: LlmConfig = Field(default_factory=LlmConfig)
     vad: VadConfig = Field(default_factory=VadConfig)
+    turn_end: TurnEndConfig = Field(default_factory=TurnEndConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     sessions: SessionsConfig = Field(default_factory=SessionsConfig)
     rooms: list[RoomConfig] = Field(default_factory=list)

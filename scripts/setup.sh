@@ -162,4 +162,9 @@ fi
 
 echo "Installing locara-wyoming[$extras] into $venv…"
 "$venv/bin/python" -m pip install --quiet --find-links "$wheelhouse" -e ".[$extras]"
+# The end-of-turn model (Smart Turn v3.2) ships inside pipecat-ai's wheel; only that file
+# is read, so the wheel goes in without pipecat's own (heavy) dependencies.
+if [[ ",$extras," == *",server,"* ]]; then
+  "$venv/bin/python" -m pip install --quiet --no-deps "pipecat-ai==1.14.0"
+fi
 echo "Ready: $venv"

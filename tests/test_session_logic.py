@@ -36,8 +36,8 @@ def test_a_turn_starts_pauses_and_ends() -> None:
     assert kinds == [SpeechStarted, SpeechSustained, SpeechPaused, TurnEnded]
     started, _, paused, ended = (event for _, event in events)
     assert isinstance(started, SpeechStarted) and started.at_ms == 3 * 32
-    assert isinstance(paused, SpeechPaused) and paused.speech_end_ms == 13 * 32
-    assert isinstance(ended, TurnEnded) and ended.speech_end_ms == 13 * 32
+    assert isinstance(paused, SpeechPaused) and (paused.speech_end_ms, paused.pause) == (13 * 32, 1)
+    assert ended == TurnEnded(speech_end_ms=13 * 32, silence_ms=320)
     assert events[-1][0] == 13 + 10 - 1  # ten silent frames = 320 ms of silence wait
 
 
@@ -67,7 +67,7 @@ def test_hysteresis_band_keeps_speech_going() -> None:
 def test_force_end_closes_a_turn_mid_speech() -> None:
     turns = detector()
     feed(turns, [0.9] * 8)
-    assert turns.force_end() == TurnEnded(8 * 32)
+    assert turns.force_end() == TurnEnded(8 * 32, 0)
     assert not turns.in_speech
 
 

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..audio_format import PcmFormat
-from ..config import PersonaConfig
+from ..config import EndOfTurn, PersonaConfig
 from .events import SessionEvent
 
 
@@ -31,12 +31,24 @@ class HomeControl(Protocol):
 
 
 @dataclass(frozen=True)
+class TurnTaking:
+    """A room's turn-taking, resolved from `[sessions]` and its `[[rooms]]` entries."""
+
+    end_of_turn: EndOfTurn = "smart-turn"
+    complete_silence_ms: int = 200
+    incomplete_silence_ms: int = 1600
+    continuation_ms: int = 1500
+    silence_ms: int = 400
+
+
+@dataclass(frozen=True)
 class SessionSettings:
     session_id: str
     satellite: str
     area: str | None
     persona: PersonaConfig
     home_control: HomeControl | None = None
+    turn_taking: TurnTaking = TurnTaking()
 
 
 class VoiceSession(ABC):

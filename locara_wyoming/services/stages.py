@@ -15,6 +15,7 @@ from ..config import LocaraConfig
 from ..stages.llm import ChatMessage, ChatModel, create_llm
 from ..stages.stt import STT_RATE, SpeechToText, create_stt
 from ..stages.tts import TextToSpeech, VoiceNotFoundError, create_tts
+from ..stages.turn_end import SmartTurn, create_turn_end
 from ..stages.vad import SileroVad
 
 _LOGGER = logging.getLogger(__name__)
@@ -28,6 +29,8 @@ class Stages:
     tts: TextToSpeech
     llm: ChatModel
     vad: SileroVad
+    turn_end: SmartTurn | None
+    """None when no end-of-turn model is installed: turns end on silence alone."""
 
 
 async def _step(label: str, action: Callable[[], Awaitable[object]]) -> None:
@@ -44,15 +47,19 @@ async def load_stages(config: LocaraConfig) -> Stages:
         tts=create_tts(config.tts, config.limits),
         llm=create_llm(config.llm, config.limits),
         vad=SileroVad(config.vad),
+        turn_end=create_turn_end(config.turn_end, config.limits),
     )
     await _step(
-        f"[1/7] loading speech-to-text ({stages.stt.description.description})", stages.stt.load
+        f"[1/8] loading speech-to-text ({stages.stt.description.description})", stages.stt.load
     )
-    await _step("[2/7] loading text-to-speech", stages.tts.load)
-    await _step(f"[3/7] loading LLM ({stages.llm.description.description})", stages.llm.load)
+    await _step("[2/8] loading text-to-speech", stages.tts.load)
+    await _step(f"[3/8] loading LLM ({stages.llm.description.description})", stages.llm.load)
     await _step(
-        "[4/7] loading voice activity detection", lambda: asyncio.to_thread(stages.vad.load)
+        "[4/8] loading voice activity detection", lambda: asyncio.to_thread(stages.vad.load)
     )
+    turn_end = stages.turn_end
+    if turn_end is not None:
+        await _step(f"[5/8] loading {turn_end.description.description}", turn_end.load)
     _check_persona_voices(config, stages.tts)
 
     speech: list[np.ndarray] = []
@@ -63,6 +70,8 @@ async def load_stages(config: LocaraConfig) -> Stages:
         converter = MonoConverter(stages.tts.voices[voice].audio, STT_RATE)
         speech.append(converter.convert(pcm, last=True))
         stages.vad.stream().probabilities(speech[0])
+        if stages.turn_end is not None:
+            await stages.turn_end.complete_probability(speech[0])
 
     async def warm_stt() -> None:
         _ = [segment async for segment in stages.stt.transcribe(speech[0], None)]
@@ -75,9 +84,11 @@ async def load_stages(config: LocaraConfig) -> Stages:
         async for _piece in stages.llm.stream_reply(messages):
             break
 
-    await _step("[5/7] warming up text-to-speech and voice activity detection", warm_speech)
-    await _step("[6/7] warming up speech-to-text", warm_stt)
-    await _step("[7/7] warming up LLM", warm_llm)
+    await _step(
+        "[6/8] warming up text-to-speech, voice activity and end-of-turn detection", warm_speech
+    )
+    await _step("[7/8] warming up speech-to-text", warm_stt)
+    await _step("[8/8] warming up LLM", warm_llm)
     return stages
 
 

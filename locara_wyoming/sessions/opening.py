@@ -29,7 +29,9 @@ async def open_session(
     """A session for the satellite; BackendFullError when its backend serves all it can."""
     chosen = route(config, satellite, area)
     backend = backends.get(chosen.backend)
-    settings = SessionSettings(session_id, satellite, area, chosen.persona, home_control)
+    settings = SessionSettings(
+        session_id, satellite, area, chosen.persona, home_control, chosen.turn_taking
+    )
     started = SessionStarted(
         session_id=session_id,
         backend=backend.model_id,

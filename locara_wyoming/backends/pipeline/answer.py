@@ -1,9 +1,14 @@
 """One user turn's answer: transcription, then the spoken reply.
 
-An answer starts at the user's first pause, before the silence wait has decided
-that the turn is over: speech-to-text, the LLM and the first clause's audio get
-going while the user is (probably) done. Until `commit()` everything it produces
-is held back; if the user goes on, `discard()` throws it away, history included.
+An answer starts at the user's first pause, before the end of turn is decided:
+speech-to-text, the LLM and the first clause's audio get going while the user is
+(probably) done. Until `commit()` everything it produces is held back; if the user
+goes on, `discard()` throws it away, history included.
+
+An answer may continue an earlier one the user talked on over (see
+`continuation.py`): its audio holds both parts, and once transcribed it either
+replaces the earlier turn in the history or, when the new words only said "stop",
+answers nothing and leaves the earlier turn as heard.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from ..events import (
     SessionEvent,
     UserTranscript,
 )
+from .continuation import added_words, is_stop_request
 from .reply import Reply, speak_reply
 
 _LOGGER = logging.getLogger(__name__)
@@ -55,26 +61,44 @@ class AnswerContext:
     conversation_id: str
     voice: str
     audio_format: PcmFormat
-    silence_ms: float
     emit: Callable[[SessionEvent], None]
     emit_audio: Callable[[ReplyAudio], Awaitable[None]]
     home_control: HomeControl | None = None
 
 
 class Answer:
-    def __init__(self, context: AnswerContext, audio: np.ndarray, speech_end_at: float) -> None:
+    def __init__(
+        self,
+        context: AnswerContext,
+        audio: np.ndarray,
+        speech_end_at: float,
+        continues: Answer | None = None,
+    ) -> None:
         self.context = context
         self.speech_end_at = speech_end_at
+        self.continues = continues
+        """The answer to the first part of this turn, which the user talked on over."""
         self.committed = False
+        self.transcript: str | None = None
+        self.transcribed: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        """The transcript once known (None when transcription failed or was cancelled)."""
         self.reply: Reply | None = None
+        self._end_of_turn: tuple[float, float | None] = (0.0, None)
         self._held: list[SessionEvent] = []
         self._committed = asyncio.Event()
         self.task = asyncio.get_running_loop().create_task(self._run(audio))
 
-    def commit(self) -> None:
-        """The turn is over: send what was held back, and everything from now on."""
+    def commit(self, silence_wait_ms: float, turn_complete: float | None = None) -> None:
+        """The turn is over (after `silence_wait_ms` of silence; the end-of-turn model gave
+        it `turn_complete`): send what was held back, and everything from now on."""
         self.committed = True
+        self._end_of_turn = (silence_wait_ms, turn_complete)
+        if self.reply is not None:
+            self._time_end_of_turn(self.reply)
         self._committed.set()
+
+    def _time_end_of_turn(self, reply: Reply) -> None:
+        reply.timings.silence_wait_ms, reply.timings.turn_complete = self._end_of_turn
         held, self._held = self._held, []
         for event in held:
             self._send(event)
@@ -82,6 +106,10 @@ class Answer:
     def discard(self) -> None:
         """The user went on: nobody heard this answer, so it never happened."""
         self.task.cancel()
+        self.withdraw()
+
+    def withdraw(self) -> None:
+        """Take this answer's turn out of the history."""
         if self.reply is not None and self.reply.answer is not None:
             self.reply.answer.withdraw()
 
@@ -127,6 +155,13 @@ class Answer:
         return context.agent.respond(persona, context.conversation_id, text)
 
     async def _run(self, audio: np.ndarray) -> None:
+        try:
+            await self._transcribe_and_answer(audio)
+        finally:
+            if not self.transcribed.done():
+                self.transcribed.set_result(self.transcript)
+
+    async def _transcribe_and_answer(self, audio: np.ndarray) -> None:
         context = self.context
         started = time.monotonic()
         try:
@@ -137,11 +172,20 @@ class Answer:
             _log_failure("transcription", error)
             self._emit(SessionError("stt-failed", f"speech-to-text failed: {error}"))
             return
-        text = "".join(pieces).strip()
+        text = self.transcript = "".join(pieces).strip()
+        self.transcribed.set_result(text)
         if not text:
             return
+        if self.continues is not None:
+            earlier = self.continues.transcript or ""
+            if is_stop_request(added_words(earlier, text)):
+                # A barge-in after all: the earlier turn stays as it was heard.
+                _LOGGER.info("The user went on only to stop the reply")
+                self._emit(UserTranscript(added_words(earlier, text)))
+                return
+            self.continues.withdraw()  # answered again, as a whole, now
         reply = Reply(reply_id=uuid.uuid4().hex[:12], audio_format=context.audio_format)
-        reply.timings.silence_wait_ms = context.silence_ms
+        self._time_end_of_turn(reply)
         reply.timings.stt_ms = round(1000 * (time.monotonic() - started), 1)
         self.reply = reply
         self._emit(UserTranscript(text))

@@ -39,9 +39,13 @@ class ReplyTimings:
     first_audio: float | None = None
     speech_end_to_audio_ms: float | None = None
     """From the end of the user's speech to the first audio leaving the server."""
+    turn_complete: float | None = None
+    """The end-of-turn model's probability that the turn was finished (None without it)."""
 
     def as_ms(self) -> dict[str, float]:
         result = {"silence_wait_ms": self.silence_wait_ms, "stt_ms": self.stt_ms}
+        if self.turn_complete is not None:
+            result["turn_complete_probability"] = round(self.turn_complete, 3)
         if self.first_clause is not None:
             result["llm_first_clause_ms"] = round(1000 * (self.first_clause - self.started), 1)
             if self.first_audio is not None:

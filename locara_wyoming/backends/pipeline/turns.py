@@ -2,6 +2,12 @@
 
 A pure state machine (no clock, no I/O): time is counted in frames, so it behaves
 the same in a test, a benchmark and a live room.
+
+How long a pause must last to end the turn can be decided while the pause runs
+(`settle`): the session asks the end-of-turn model about the words so far at the
+pause's start and settles the wait when its judgement comes back (short for a
+finished thought, long for an unfinished one). Until then the pause waits the
+detector's `silence_ms`.
 """
 
 from __future__ import annotations
@@ -27,9 +33,11 @@ class SpeechSustained:
 
 @dataclass(frozen=True)
 class SpeechPaused:
-    """A short silence: a good moment to transcribe speculatively."""
+    """A short silence: a good moment to transcribe speculatively, and to judge the turn."""
 
     speech_end_ms: int
+    pause: int
+    """Which pause of the stream this is: `settle` names it."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,8 @@ class SpeechResumed:
 class TurnEnded:
     speech_end_ms: int
     """End of the last voiced frame: where the user stopped speaking."""
+    silence_ms: int
+    """The silence that ended the turn (0 when it was cut at the length limit)."""
 
 
 TurnEvent = SpeechStarted | SpeechSustained | SpeechPaused | SpeechResumed | TurnEnded
@@ -65,9 +75,11 @@ class TurnDetector:
         self.frame_ms = frame_ms
         self.threshold = threshold
         self._silence_frames = max(1, round(silence_ms / frame_ms))
+        self._pause_silence_frames = self._silence_frames
+        self._pause = 0
         self._min_speech_frames = max(1, round(min_speech_ms / frame_ms))
         self._guard_frames = max(1, round(guard_ms / frame_ms))
-        self._speculate_frames = max(1, min(round(speculate_ms / frame_ms), self._silence_frames))
+        self._speculate_frames = max(1, round(speculate_ms / frame_ms))
         self._state = _State.SILENT
         self._frame = 0
         self._run = 0  # voiced frames in a row (SILENT) or silent frames in a row (PAUSED)
@@ -103,14 +115,14 @@ class TurnDetector:
             self._state = _State.PAUSED
             self._speech_end = frame
             self._run = 0
+            self._pause += 1
+            self._pause_silence_frames = self._silence_frames
         if self._state is _State.PAUSED and is_silence:
             self._run += 1
-            if self._run == self._speculate_frames:
-                events.append(SpeechPaused(self._ms(self._speech_end)))
-            if self._run >= self._silence_frames:
-                self._state = _State.SILENT
-                self._run = 0
-                events.append(TurnEnded(self._ms(self._speech_end)))
+            if self._run == min(self._speculate_frames, self._pause_silence_frames):
+                events.append(SpeechPaused(self._ms(self._speech_end), self._pause))
+            if self._run >= self._pause_silence_frames:
+                events.append(self._end())
         if (
             self._state is _State.SPEAKING
             and not self._sustained
@@ -120,13 +132,29 @@ class TurnDetector:
             events.append(SpeechSustained(self._ms(frame + 1)))
         return events
 
+    def settle(self, pause: int, silence_ms: int) -> TurnEnded | None:
+        """Pause number `pause` ends the turn after `silence_ms` of silence; if that much has
+        passed already, it ends now. A judgement that comes after the user went on (a later
+        pause, or speech) changes nothing."""
+        if pause != self._pause or self._state is not _State.PAUSED:
+            return None
+        self._pause_silence_frames = max(1, round(silence_ms / self.frame_ms))
+        return self._end() if self._run >= self._pause_silence_frames else None
+
     def force_end(self) -> TurnEnded:
         """End the turn now (the utterance reached its length limit)."""
-        end = self._frame if self._state is _State.SPEAKING else self._speech_end
+        if self._state is _State.SPEAKING:
+            self._speech_end = self._frame
+            self._run = 0
+        return self._end()
+
+    def _end(self) -> TurnEnded:
+        ended = TurnEnded(self._ms(self._speech_end), self._ms(self._run))
         self._state = _State.SILENT
         self._run = 0
-        return TurnEnded(self._ms(end))
+        return ended
 
     @property
     def silence_ms(self) -> int:
+        """The silence that ends a turn whose pause no judgement has settled."""
         return self._ms(self._silence_frames)

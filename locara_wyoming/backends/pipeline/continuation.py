@@ -1,0 +1,38 @@
+"""A user who goes on after the reply began: more of the same turn, or "stop"?
+
+When the user speaks again within `continuation_ms` of a reply becoming audible,
+the reply was an answer to half a thought: the words before and after are
+transcribed together and answered as one turn. Unless the new words only ask
+the assistant to stop: that is a barge-in, and the reply's history keeps what
+was heard, as with any barge-in.
+"""
+
+from __future__ import annotations
+
+import re
+
+STOP_REQUESTS = frozenset(
+    {
+        "stop", "stop it", "stop please", "please stop", "stop stop", "okay stop", "ok stop",
+        "cancel", "cancel that", "never mind", "nevermind", "forget it", "wait",
+        "quiet", "be quiet", "shut up", "enough", "that's enough", "that is enough",
+        "no stop", "hush",
+    }
+)  # fmt: skip
+
+_WORD = re.compile(r"[a-z']+")
+
+
+def added_words(earlier: str, whole: str) -> str:
+    """The words of `whole` (the turn transcribed again with its continuation) that came
+    after `earlier` (the first part's transcript). The first part may be transcribed a
+    little differently the second time, so the split is by word count, from the end."""
+    earlier_words, words = earlier.split(), whole.split()
+    if len(words) <= len(earlier_words):
+        return whole
+    return " ".join(words[len(earlier_words) :])
+
+
+def is_stop_request(words: str) -> bool:
+    """Whether `words` only ask the assistant to stop ("Stop!", "never mind")."""
+    return " ".join(_WORD.findall(words.lower())) in STOP_REQUESTS
