@@ -77,6 +77,20 @@ def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         help="also measure wyoming-faster-whisper → handle → wyoming-piper (needs [bench])",
     )
     voice.add_argument("--utterances", type=Path, help="a folder of .wav questions to ask")
+    voice.add_argument(
+        "--paused-turns",
+        type=int,
+        default=defaults.paused_turns,
+        help="turns of the paused set, people who pause mid-sentence (default %(default)s: "
+        "the whole set once; 0: none)",
+    )
+    voice.add_argument(
+        "--answer-timeout",
+        type=float,
+        default=defaults.answer_timeout_s,
+        help="seconds a turn waits for its answer before it counts as timed out "
+        "(default %(default)s)",
+    )
     soak = bench.add_parser("soak", help="rooms in continuous conversation: failures and leaks")
     soak.add_argument("--minutes", type=float, default=60.0, help="how long (default 60)")
     soak.add_argument("--sessions", type=int, default=4, help="rooms at once (default 4)")
@@ -180,6 +194,8 @@ def _bench(args: argparse.Namespace) -> int:
             echo_gain=args.echo_gain,
             compare_stock=args.compare_stock,
             utterances=args.utterances,
+            paused_turns=args.paused_turns,
+            answer_timeout_s=args.answer_timeout,
         )
         return run_voice_bench(args.config, options, args.json)
     if args.bench == "soak":

@@ -6,6 +6,8 @@ monotonic clock on the satellite side:
 
 - voice-to-voice: from the last voiced sample the microphone sent to the moment
   the reply became audible at the speaker (after the jitter buffer's pre-roll);
+  early replies, missed ends and timeouts as `turns` counts them, per set: the
+  clean questions, and the paused set (people who stop mid-thought);
 - barge-in: from the first voiced sample of an interruption to the moment the
   speaker dropped the reply;
 - false barge-in: a reply cut off although nobody spoke over it (the speaker's
@@ -23,117 +25,45 @@ from typing import Any
 
 import numpy as np
 
-from ..client.scripted import ScriptedSatellite
 from . import utterances
 from .harness import measure_server, read_config
 from .options import VoiceBenchOptions
 from .report import cpu_seconds, progress, publish, summary
 from .server_process import ServerProcess
 from .stock import StockChain
+from .turns import TURN_GAP_S, Tally, converse, satellite
+from .utterances import Question
 
-TURN_GAP_S = 0.6
-"""Silence between a reply's end and the next utterance, as a person leaves it."""
 INTERRUPT_AFTER_S = 1.0
-STAGES = ("silence_wait_ms", "stt_ms", "llm_first_clause_ms", "tts_first_audio_ms")
+SET_FIELDS = ("asked", "turns", "v2v_ms", "early_replies", "missed_ends", "timeouts", "timed_out")
+"""What the headline says of each set."""
 
 
 @dataclass
 class Spoken:
-    questions: list[np.ndarray]
+    questions: list[Question]
+    paused: list[Question]
     story_request: np.ndarray
     interruption: np.ndarray
-
-
-@dataclass
-class Tally:
-    """Turn measurements of one phase."""
-
-    v2v_ms: list[float]
-    stages: dict[str, list[float]]
-    false_bargeins: int = 0
-    silent_replies: int = 0
-
-    @classmethod
-    def empty(cls) -> Tally:
-        return cls([], {name: [] for name in (*STAGES, "transport_and_playout_ms")})
-
-    def report(self) -> dict[str, Any]:
-        return {
-            "turns": len(self.v2v_ms),
-            "v2v_ms": summary(self.v2v_ms),
-            "stages_ms_p50": {
-                name: summary(values)["p50"] for name, values in self.stages.items() if values
-            },
-            "false_bargein": self.false_bargeins,
-            "silent_replies": self.silent_replies,
-        }
-
-
-def _satellite(server: ServerProcess, name: str, options: VoiceBenchOptions) -> ScriptedSatellite:
-    return ScriptedSatellite(
-        server.uri, name, echo_gain=options.echo_gain, echo_delay_ms=options.echo_delay_ms
-    )
-
-
-async def _handled(room: ScriptedSatellite, reply_id: str, timeout_s: float = 60.0) -> Any:
-    """The `handled` event that closes a reply's text."""
-    async with asyncio.timeout(timeout_s):
-        while True:
-            for seen in room.seen_of("handled"):
-                if seen.event.data.get("context", {}).get("reply_id") == reply_id:
-                    return seen.event.data["context"]
-            await asyncio.sleep(0.01)
-
-
-async def _turn(room: ScriptedSatellite, question: np.ndarray, tally: Tally) -> None:
-    said = await room.say(question)
-    reply_id, reply = await room.answer_after(said.voiced_end)
-    if reply is None:  # the LLM wrote nothing speakable ("…")
-        tally.silent_replies += 1
-        await asyncio.sleep(TURN_GAP_S)
-        return
-    v2v_ms = 1000 * (reply.audible_at or 0.0) - 1000 * said.voiced_end
-    tally.v2v_ms.append(v2v_ms)
-    await asyncio.wait_for(reply.done.wait(), 120)
-    context = await _handled(room, reply_id)
-    if reply.flushed_at is not None or context.get("interrupted"):
-        tally.false_bargeins += 1
-    timings = context.get("timings", {})
-    for name in STAGES:
-        if name in timings:
-            tally.stages[name].append(float(timings[name]))
-    if "speech_end_to_audio_ms" in timings:
-        transport = v2v_ms - float(timings["speech_end_to_audio_ms"])
-        tally.stages["transport_and_playout_ms"].append(transport)
-    await asyncio.sleep(TURN_GAP_S)
-
-
-async def _conversation(
-    server: ServerProcess, name: str, questions: list[np.ndarray], options: VoiceBenchOptions
-) -> Tally:
-    tally = Tally.empty()
-    room = _satellite(server, name, options)
-    await room.start()
-    try:
-        for question in questions:
-            await _turn(room, question, tally)
-    finally:
-        await room.stop()
-    return tally
 
 
 async def _bargeins(
     server: ServerProcess, spoken: Spoken, options: VoiceBenchOptions
 ) -> dict[str, Any]:
     latencies: list[float] = []
-    missed = 0
-    room = _satellite(server, "bench-bargein", options)
+    missed = timeouts = 0
+    room = satellite(server, "bench-bargein", options)
     await room.start()
     try:
         for _ in range(options.bargeins):
-            round_ = await room.talk_over(
-                spoken.story_request, spoken.interruption, INTERRUPT_AFTER_S
-            )
+            try:
+                round_ = await room.talk_over(
+                    spoken.story_request, spoken.interruption, INTERRUPT_AFTER_S
+                )
+            except TimeoutError:  # no story, or no answer to the interruption
+                timeouts += 1
+                missed += 1
+                continue
             if round_.bargein_ms is None:
                 missed += 1
             else:
@@ -141,7 +71,12 @@ async def _bargeins(
             await asyncio.sleep(TURN_GAP_S)
     finally:
         await room.stop()
-    return {"rounds": options.bargeins, "bargein_ms": summary(latencies), "missed": missed}
+    return {
+        "rounds": options.bargeins,
+        "bargein_ms": summary(latencies),
+        "missed": missed,
+        "timeouts": timeouts,
+    }
 
 
 async def _cpu_share(pids: list[int], seconds: float) -> list[float]:
@@ -157,7 +92,7 @@ async def _idle_cost(server: ServerProcess, options: VoiceBenchOptions) -> dict[
     """CPU per connected, silent satellite: on the server and in this (client) process."""
     pids = [server.pid, os.getpid()]
     baseline = await _cpu_share(pids, options.idle_seconds)
-    rooms = [_satellite(server, f"bench-idle-{n}", options) for n in range(options.sessions)]
+    rooms = [satellite(server, f"bench-idle-{n}", options) for n in range(options.sessions)]
     await asyncio.gather(*(room.start() for room in rooms))
     try:
         loaded = await _cpu_share(pids, options.idle_seconds)
@@ -176,15 +111,19 @@ async def _idle_cost(server: ServerProcess, options: VoiceBenchOptions) -> dict[
 
 def _spoken(options: VoiceBenchOptions) -> Spoken:
     progress("Speaking the utterances with Piper…")
-    story, interruption = utterances.synthesize([utterances.STORY_REQUEST, utterances.INTERRUPTION])
+    voice = utterances.load_voice()
+    story, interruption = utterances.synthesize(
+        [utterances.STORY_REQUEST, utterances.INTERRUPTION], voice
+    )
     if options.utterances is not None:
         questions = utterances.load_wavs(options.utterances)
     else:
-        questions = utterances.synthesize(utterances.QUESTIONS)
-    return Spoken(questions, story, interruption)
+        questions = utterances.clean_set(voice)
+    paused = utterances.paused_set(voice) if options.paused_turns else []
+    return Spoken(questions, paused, story, interruption)
 
 
-def _cycle(questions: list[np.ndarray], count: int, offset: int = 0) -> list[np.ndarray]:
+def _cycle(questions: list[Question], count: int, offset: int = 0) -> list[Question]:
     return [questions[(offset + n) % len(questions)] for n in range(count)]
 
 
@@ -192,11 +131,22 @@ async def _measure(
     server: ServerProcess, spoken: Spoken, options: VoiceBenchOptions
 ) -> dict[str, Any]:
     progress(f"One session, {options.turns} turns…")
-    single = await _conversation(
+    single = await converse(
         server, "bench-single", _cycle(spoken.questions, options.turns), options
     )
-    progress(f"  v2v p50 {summary(single.v2v_ms)['p50']} ms")
+    progress(f"  v2v p50 {summary(single.v2v_ms).get('p50')} ms")
     results: dict[str, Any] = {"single_session": single.report()}
+
+    if options.paused_turns:
+        progress(f"One session, {options.paused_turns} turns of the paused set…")
+        paused = await converse(
+            server, "bench-paused", _cycle(spoken.paused, options.paused_turns), options
+        )
+        progress(
+            f"  v2v p50 {summary(paused.v2v_ms).get('p50')} ms, "
+            f"{paused.early_replies} early replies, {paused.missed_ends} missed ends"
+        )
+        results["paused_set"] = paused.report()
 
     progress(f"Barge-in, {options.bargeins} rounds…")
     results["bargein"] = await _bargeins(server, spoken, options) if options.bargeins else {}
@@ -204,7 +154,7 @@ async def _measure(
     progress(f"{options.sessions} sessions at once, {options.turns_per_session} turns each…")
     tallies = await asyncio.gather(
         *(
-            _conversation(
+            converse(
                 server,
                 f"bench-room-{n}",
                 _cycle(spoken.questions, options.turns_per_session, offset=n),
@@ -215,11 +165,7 @@ async def _measure(
     )
     together = Tally.empty()
     for tally in tallies:
-        together.v2v_ms += tally.v2v_ms
-        together.false_bargeins += tally.false_bargeins
-        together.silent_replies += tally.silent_replies
-        for name, values in tally.stages.items():
-            together.stages[name] += values
+        together.add(tally)
     results["concurrent_sessions"] = {"sessions": options.sessions, **together.report()}
 
     progress(f"Idle satellites: {options.idle_seconds} s without, then with {options.sessions}…")
@@ -233,7 +179,7 @@ async def _measure(
 async def _stock(server: ServerProcess, spoken: Spoken) -> dict[str, Any]:
     progress("The stock chain: wyoming-faster-whisper → handle → wyoming-piper…")
     async with StockChain() as stock:
-        turns = [await stock.turn(question, server.uri) for question in spoken.questions]
+        turns = [await stock.turn(q.samples, server.uri) for q in spoken.questions]
     return {
         "versions": StockChain.versions(),
         "turns": len(turns),
@@ -244,27 +190,38 @@ async def _stock(server: ServerProcess, spoken: Spoken) -> dict[str, Any]:
     }
 
 
+def _ratio(numerator: dict[str, float], denominator: dict[str, float]) -> float | None:
+    """p50 over p50, or None when either has no measurement."""
+    if "p50" not in numerator or not denominator.get("p50"):
+        return None
+    return round(numerator["p50"] / denominator["p50"], 2)
+
+
 def _headline(results: dict[str, Any]) -> dict[str, Any]:
     """The numbers the targets are stated in, at the top of the report."""
     single = results["single_session"]
     together = results["concurrent_sessions"]
+    sets = {"clean": single} | (
+        {"paused": results["paused_set"]} if "paused_set" in results else {}
+    )
     headline: dict[str, Any] = {
         "v2v_ms": single["v2v_ms"],
         "stages_ms": single["stages_ms_p50"],
+        "sets": {name: {key: tally[key] for key in SET_FIELDS} for name, tally in sets.items()},
         "bargein_ms": results["bargein"].get("bargein_ms", {}),
         "false_bargein": single["false_bargein"] + together["false_bargein"],
         "turns": single["turns"] + together["turns"],
         "silent_replies": single["silent_replies"] + together["silent_replies"],
-        "concurrent_v2v_ms": together["v2v_ms"],
-        "concurrent_p50_over_single_p50": round(
-            together["v2v_ms"]["p50"] / single["v2v_ms"]["p50"], 2
+        "timeouts": sum(
+            part.get("timeouts", 0) for part in (*sets.values(), together, results["bargein"])
         ),
+        "concurrent_v2v_ms": together["v2v_ms"],
+        "concurrent_p50_over_single_p50": _ratio(together["v2v_ms"], single["v2v_ms"]),
         "idle_satellite_pct_of_core": results["idle"]["server_pct_of_core_per_satellite"],
     }
     if "stock" in results:
-        stock_p50 = results["stock"]["v2v_ms"]["p50"]
         headline["stock_v2v_ms"] = results["stock"]["v2v_ms"]
-        headline["speedup_vs_stock"] = round(stock_p50 / single["v2v_ms"]["p50"], 2)
+        headline["speedup_vs_stock"] = _ratio(results["stock"]["v2v_ms"], single["v2v_ms"])
     return headline
 
 

@@ -144,15 +144,17 @@ class ScriptedSatellite:
     async def answer_after(
         self, moment: float, timeout_s: float = 60.0
     ) -> tuple[str, ReplyPlayback | None]:
-        """The first reply after `moment`: audible, or (None) finished with nothing to say."""
+        """The first reply after `moment`: audible, or (None) finished with nothing to say.
+        A reply dropped before it was heard (the user went on speaking) is no answer."""
         async with within(timeout_s, "an answer"):
             while True:
                 for reply_id, reply in self.speaker.replies.items():
                     if reply.audible_at is not None and reply.audible_at > moment:
                         return reply_id, reply
                 for seen in self.seen_of("handled", moment):
-                    reply_id = str(seen.event.data.get("context", {}).get("reply_id", ""))
-                    if reply_id not in self.speaker.replies:
+                    context = seen.event.data.get("context", {})
+                    reply_id = str(context.get("reply_id", ""))
+                    if reply_id not in self.speaker.replies and not context.get("interrupted"):
                         return reply_id, None
                 await asyncio.sleep(0.01)
 
