@@ -10,6 +10,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize, SynthesizeVoice
@@ -82,6 +83,24 @@ def _piper_voice_description(
     )
 
 
+SENTENCE_ENDS = (".", "!", "?", "\u2026")
+PAUSE_WITHIN_SENTENCE_S = 0.04
+_SILENT = 100
+"""Below this 16-bit amplitude (-50 dBFS) a sample is silence."""
+
+
+def trim_trailing_silence(pcm: bytes, rate: int) -> bytes:
+    """Piper ends every text it speaks with 100-200 ms of silence, as after a sentence. A
+    piece that stops mid-sentence (a reply's short first piece) is followed by the rest of
+    its sentence: keep only a pause the length of one within a sentence."""
+    samples = np.frombuffer(pcm, dtype="<i2")
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > _SILENT)
+    if not len(loud):
+        return pcm
+    end = min(len(samples), loud[-1] + 1 + int(rate * PAUSE_WITHIN_SENTENCE_S))
+    return samples[:end].tobytes()
+
+
 class PiperTts(TextToSpeech):
     def __init__(self, config: TtsConfig, limits: LimitsConfig) -> None:
         self.config = config
@@ -139,9 +158,13 @@ class PiperTts(TextToSpeech):
             speaker_id = description.speakers.index(speaker)
         piper_voice = self._loaded[voice]
 
+        mid_sentence = not text.rstrip().rstrip("\"')]").endswith(SENTENCE_ENDS)
+        rate = description.audio.rate
+
         def blocks() -> Generator[bytes, None, None]:
             for chunk in piper_voice.synthesize(text, SynthesisConfig(speaker_id=speaker_id)):
-                yield chunk.audio_int16_bytes
+                audio = chunk.audio_int16_bytes
+                yield trim_trailing_silence(audio, rate) if mid_sentence else audio
 
         # Sentence by sentence, each when asked for: a listener that stops reading holds
         # no audio made ahead and does not keep Piper from other rooms.
