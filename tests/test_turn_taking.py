@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from locara_wyoming.backends.base import TurnTaking
-from locara_wyoming.backends.pipeline.continuation import added_words, is_stop_request
+from locara_wyoming.backends.pipeline.continuation import is_stop_request
 from locara_wyoming.backends.pipeline.endings import sounds_unfinished
 from locara_wyoming.backends.pipeline.turns import SpeechPaused, TurnDetector, TurnEnded
 from locara_wyoming.config import ConfigError, parse_config
@@ -82,19 +82,6 @@ def test_each_pause_starts_undecided_again() -> None:
     assert run(turns, SILENCE, 46) == []
     (ended,) = run(turns, SILENCE, 1)
     assert ended == TurnEnded(speech_end_ms=15 * 32 + 3 * 32, silence_ms=1600)
-
-
-@pytest.mark.parametrize(
-    ("earlier", "whole", "added"),
-    [
-        ("What is the weather today?", "What is the weather today in Paris?", "in Paris?"),
-        ("Turn on the", "Turn on the kitchen light.", "kitchen light."),
-        ("What is the weather like?", "What is the weather?", "What is the weather?"),
-        ("", "Stop.", "Stop."),
-    ],
-)  # fmt: skip
-def test_the_words_added_to_a_turn(earlier: str, whole: str, added: str) -> None:
-    assert added_words(earlier, whole) == added
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from ..events import (
     SessionEvent,
     UserTranscript,
 )
-from .continuation import added_words, is_stop_request
+from .continuation import is_stop_request
 from .reply import Reply, speak_reply
 
 _LOGGER = logging.getLogger(__name__)
@@ -66,18 +66,26 @@ class AnswerContext:
     home_control: HomeControl | None = None
 
 
+@dataclass(frozen=True)
+class Continued:
+    """An answer the user talked on over: this turn's audio holds its words, then theirs."""
+
+    answer: Answer
+    new_words_at: int
+    """Where the user's new words start in this turn's audio (samples)."""
+
+
 class Answer:
     def __init__(
         self,
         context: AnswerContext,
         audio: np.ndarray,
         speech_end_at: float,
-        continues: Answer | None = None,
+        continues: Continued | None = None,
     ) -> None:
         self.context = context
         self.speech_end_at = speech_end_at
         self.continues = continues
-        """The answer to the first part of this turn, which the user talked on over."""
         self.committed = False
         self.transcript: str | None = None
         self.transcribed: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
@@ -96,12 +104,12 @@ class Answer:
         if self.reply is not None:
             self._time_end_of_turn(self.reply)
         self._committed.set()
-
-    def _time_end_of_turn(self, reply: Reply) -> None:
-        reply.timings.silence_wait_ms, reply.timings.turn_complete = self._end_of_turn
         held, self._held = self._held, []
         for event in held:
             self._send(event)
+
+    def _time_end_of_turn(self, reply: Reply) -> None:
+        reply.timings.silence_wait_ms, reply.timings.turn_complete = self._end_of_turn
 
     def discard(self) -> None:
         """The user went on: nobody heard this answer, so it never happened."""
@@ -116,6 +124,10 @@ class Answer:
     def _send(self, event: SessionEvent) -> None:
         if isinstance(event, ReplyAudio):
             self._mark_first_audio()
+        elif isinstance(event, ReplyFinished) and self.reply is not None:
+            # A reply finished before its turn was over: its timings are complete only now
+            # (the silence waited, its first audio's send).
+            event = replace(event, timings=self.reply.timings.as_ms())
         self.context.emit(event)
 
     def _emit(self, event: SessionEvent) -> None:
@@ -161,29 +173,36 @@ class Answer:
             if not self.transcribed.done():
                 self.transcribed.set_result(self.transcript)
 
+    async def _transcribe(self, audio: np.ndarray) -> str:
+        context = self.context
+        pieces = [piece async for piece in context.stt.transcribe(audio, context.persona.language)]
+        return "".join(pieces).strip()
+
     async def _transcribe_and_answer(self, audio: np.ndarray) -> None:
         context = self.context
         started = time.monotonic()
+        continues = self.continues
         try:
-            pieces = [
-                piece async for piece in context.stt.transcribe(audio, context.persona.language)
-            ]
+            if continues is not None:
+                # The new words alone first: Whisper may drop a short "stop" after a whole
+                # question when it hears both together.
+                added = await self._transcribe(audio[continues.new_words_at :])
+                if is_stop_request(added):
+                    # A barge-in after all: the earlier turn stays as it was heard.
+                    _LOGGER.info("The user went on only to stop the reply")
+                    self.transcript = added
+                    self._emit(UserTranscript(added))
+                    return
+            text = self.transcript = await self._transcribe(audio)
         except Exception as error:  # the turn fails, the session goes on
             _log_failure("transcription", error)
             self._emit(SessionError("stt-failed", f"speech-to-text failed: {error}"))
             return
-        text = self.transcript = "".join(pieces).strip()
         self.transcribed.set_result(text)
         if not text:
             return
-        if self.continues is not None:
-            earlier = self.continues.transcript or ""
-            if is_stop_request(added_words(earlier, text)):
-                # A barge-in after all: the earlier turn stays as it was heard.
-                _LOGGER.info("The user went on only to stop the reply")
-                self._emit(UserTranscript(added_words(earlier, text)))
-                return
-            self.continues.withdraw()  # answered again, as a whole, now
+        if continues is not None:
+            continues.answer.withdraw()  # answered again, as a whole, now
         reply = Reply(reply_id=uuid.uuid4().hex[:12], audio_format=context.audio_format)
         self._time_end_of_turn(reply)
         reply.timings.stt_ms = round(1000 * (time.monotonic() - started), 1)

@@ -2,9 +2,9 @@
 
 When the user speaks again within `continuation_ms` of a reply becoming audible,
 the reply was an answer to half a thought: the words before and after are
-transcribed together and answered as one turn. Unless the new words only ask
-the assistant to stop: that is a barge-in, and the reply's history keeps what
-was heard, as with any barge-in.
+transcribed together and answered as one turn. Unless the new words, transcribed
+on their own, only ask the assistant to stop: that is a barge-in, and the reply's
+history keeps what was heard, as with any barge-in.
 """
 
 from __future__ import annotations
@@ -21,16 +21,6 @@ STOP_REQUESTS = frozenset(
 )  # fmt: skip
 
 _WORD = re.compile(r"[a-z']+")
-
-
-def added_words(earlier: str, whole: str) -> str:
-    """The words of `whole` (the turn transcribed again with its continuation) that came
-    after `earlier` (the first part's transcript). The first part may be transcribed a
-    little differently the second time, so the split is by word count, from the end."""
-    earlier_words, words = earlier.split(), whole.split()
-    if len(words) <= len(earlier_words):
-        return whole
-    return " ".join(words[len(earlier_words) :])
 
 
 def is_stop_request(words: str) -> bool:

@@ -31,7 +31,7 @@ from ...stages.vad import FRAME_SAMPLES, VAD_RATE
 from ..base import SessionSettings, VoiceSession
 from ..event_queue import EventQueue
 from ..events import ReplyAudio, ReplyInterrupted, SessionEvent, VoiceStarted, VoiceStopped
-from .answer import Answer, AnswerContext
+from .answer import Answer, AnswerContext, Continued
 from .endings import sounds_unfinished
 from .turns import (
     SpeechPaused,
@@ -106,7 +106,7 @@ class PipelineSession(VoiceSession):
         self._answer: Answer | None = None  # the committed answer, speaking or spoken
         self._turn_audio = np.zeros(0, dtype=np.float32)
         """The committed turn's audio, which a continuation is joined to."""
-        self._continued: Answer | None = None
+        self._continued: Continued | None = None
         """The answer the user talked on over, until the joined turn is committed."""
         self._judgements: set[asyncio.Task[None]] = set()
         self._turn_complete: float | None = None
@@ -193,6 +193,9 @@ class PipelineSession(VoiceSession):
             self._end_turn(ended)
 
     def _end_turn(self, event: TurnEnded) -> None:
+        _LOGGER.debug(
+            "%s: turn over after %d ms of silence", self.settings.satellite, event.silence_ms
+        )
         self._emit(VoiceStopped(event.speech_end_ms))
         self._commit(event.silence_ms)
 
@@ -244,7 +247,7 @@ class PipelineSession(VoiceSession):
         answer, self._answer = self._answer, None
         assert answer is not None
         _LOGGER.info("%s: the user went on; their turn continues", self.settings.satellite)
-        self._continued = answer
+        self._continued = Continued(answer, len(self._turn_audio))
         self._utterance = [self._turn_audio, *self._utterance]
         asyncio.get_running_loop().create_task(self._interrupt(answer))
 
@@ -276,7 +279,8 @@ class PipelineSession(VoiceSession):
         self._emit(ReplyInterrupted(reply.reply_id))
 
     def report_played(self, reply_id: str, samples: int) -> None:
-        for answer in (self._answer, self._continued):
+        continued = self._continued.answer if self._continued is not None else None
+        for answer in (self._answer, continued):
             reply = answer.reply if answer is not None else None
             if reply is not None and reply.reply_id == reply_id:
                 reply.record_heard(samples)
