@@ -101,11 +101,11 @@ def test_a_turn_without_an_answer_is_a_finding_not_a_traceback(tmp_path: Path) -
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     results = json.loads(out.read_text())
-    clean = results["sets"]["clean"]
+    assert list(results["sets"]) == ["utterances"]  # no paused set: --paused-turns 0
+    clean = results["sets"]["utterances"]
     assert clean["asked"] == 1 and clean["turns"] == 0 and clean["v2v_ms"] == {}
     assert clean["timeouts"] == 1 and clean["timed_out"] == ["silence.wav"]
     assert clean["missed_ends"] == 1 and clean["early_replies"] == 0
-    assert "paused" not in results["sets"]
     assert results["timeouts"] == 2  # the single room's turn and the concurrent room's
     assert results["concurrent_p50_over_single_p50"] is None
     (finding,) = results["details"]["single_session"]["findings"]
