@@ -50,6 +50,15 @@ class SttConfig(_Section):
     compute_type: str = "int8"
     threads: Annotated[int, Field(ge=0)] = 0
     concurrency: PositiveInt = 1
+    short_window: bool = True
+    """Run Whisper on a window sized to the utterance (its length plus `window_margin_s`,
+    at least `window_floor_s`) instead of faster-whisper's fixed 30 s; a result that
+    repeats or looks wrong, and audio over 30 s, go through the 30 s window."""
+    window_floor_s: Annotated[float, Field(ge=1, le=30)] = 10.0
+    """The shortest window: Whisper loops on short ones (at 8 s, not at 10-12 s)."""
+    window_margin_s: Annotated[float, Field(ge=0, le=10)] = 2.0
+    """Padding after the utterance in its window: with none, Whisper repeated the end
+    of 10-20 s utterances."""
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:

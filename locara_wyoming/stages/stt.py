@@ -1,4 +1,8 @@
-"""Speech-to-text: faster-whisper in-process, or a remote Wyoming asr service."""
+"""Speech-to-text: faster-whisper in-process, or a remote Wyoming asr service.
+
+In-process, Whisper runs on a window sized to the utterance (`whisper_window`), and on
+faster-whisper's 30 s window when that one's result looks wrong or the audio is longer.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from ..embedded_models import WHISPER_TINY_EN
 from ..workers import ModelWorker
 from .description import ModelDescription
 from .remote import RemoteServiceError, read_until, wyoming_connection
+from .whisper_window import ShortWindowWhisper
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -41,6 +46,7 @@ class FasterWhisperStt(SpeechToText):
         self.config = config
         self._worker = ModelWorker("stt", config.concurrency, limits.model_wait_s)
         self._model: object | None = None
+        self._short: ShortWindowWhisper | None = None
         if config.model == EMBEDDED:
             self._source = str(WHISPER_TINY_EN.path())
             self.description = ModelDescription(
@@ -75,6 +81,13 @@ class FasterWhisperStt(SpeechToText):
             )
 
         self._model = await self._worker.call(build)
+        if self.config.short_window:
+            self._short = ShortWindowWhisper(
+                self._model,
+                self.config.window_floor_s,
+                self.config.window_margin_s,
+                self.config.beam_size,
+            )
         languages = getattr(self._model, "supported_languages", None)
         if languages and self.config.model != EMBEDDED:
             self.description = ModelDescription(
@@ -88,7 +101,15 @@ class FasterWhisperStt(SpeechToText):
         if language not in self.description.languages:
             language = self.description.languages[0] if self.description.languages else None
 
+        short = self._short
+
         def segments() -> Iterator[str]:
+            if short is not None and language is not None:
+                result = short.transcribe(audio, language)
+                if result.refused is None:
+                    yield result.text
+                    return
+                _LOGGER.info("Short window refused (%s): using the 30 s window", result.refused)
             decoded, _info = model.transcribe(  # type: ignore[attr-defined]
                 audio,
                 language=language,
