@@ -20,6 +20,7 @@ from . import client
 from .harness import measure_server, read_config
 from .report import progress, publish, summary
 from .server_process import ServerProcess
+from .word_errors import word_errors
 
 TTS_TEXT = "The living room lights are now off, and the front door is locked."
 ASR_TEXT = "What will the weather be like tomorrow morning in the city?"
@@ -46,12 +47,13 @@ async def _measure(server: ServerProcess, runs: int) -> dict[str, Any]:
     progress(f"  tts: first audio {summary(first_audio)['p50']} ms p50")
 
     pcm, audio = _utterance(await client.synthesize(server.uri, ASR_TEXT), ASR_SECONDS)
-    asr_ms, words = [], ""
+    asr_ms, heard = [], []
     for _ in range(runs):
         reply = await client.transcribe(server.uri, pcm, audio)
         asr_ms.append(1000 * reply.first_after_send(Transcript.is_type))
-        words = client.transcript_text(reply)
-    progress(f"  asr: {summary(asr_ms)['p50']} ms p50 for {ASR_SECONDS} s")
+        heard.append(client.transcript_text(reply))
+    wer = round(word_errors([ASR_TEXT] * runs, heard).rate, 3)
+    progress(f"  asr: {summary(asr_ms)['p50']} ms p50 for {ASR_SECONDS} s, word error rate {wer}")
 
     first_chunk, whole = [], []
     for _ in range(runs):
@@ -66,7 +68,13 @@ async def _measure(server: ServerProcess, runs: int) -> dict[str, Any]:
             "first_audio_ms": summary(first_audio),
             "real_time_factor": summary(rtf, digits=3),
         },
-        "asr": {"audio_s": ASR_SECONDS, "transcript": words, "ms": summary(asr_ms)},
+        "asr": {
+            "audio_s": ASR_SECONDS,
+            "text": ASR_TEXT,
+            "transcript": heard[-1],
+            "ms": summary(asr_ms),
+            "word_error_rate": wer,
+        },
         "handle": {"first_chunk_ms": summary(first_chunk), "reply_ms": summary(whole)},
     }
 
