@@ -203,6 +203,15 @@ class Heard:
             await self.more.wait_for(lambda: len(self.of(kind)) >= count)
         return self.of(kind)[count - 1][1]
 
+    async def audio_of(self, reply_id: str, timeout_s: float = 60) -> None:
+        """Until the reply's first audio has come."""
+
+        def came() -> bool:
+            return any(e.reply_id == reply_id for _, e in self.of(ReplyAudio))  # type: ignore[attr-defined]
+
+        async with asyncio.timeout(timeout_s), self.more:
+            await self.more.wait_for(came)
+
 
 @pytest.fixture
 async def heard(session: VoiceSession) -> AsyncIterator[Heard]:
@@ -322,3 +331,26 @@ async def test_speech_well_into_a_reply_is_a_new_turn(
     assert len(turns) == 2
     assert turns[0].user.lower().startswith("tell me a long story") and turns[0].interrupted
     assert "name" in turns[1].user.lower() and "dragon" not in turns[1].user.lower()
+
+
+async def test_a_turn_goes_on_once_at_most(
+    backend: PipelineBackend, session: VoiceSession, heard: Heard, speech: Speech
+) -> None:
+    """Speech right after the joined turn's reply starts is a barge-in: otherwise a room
+    whose microphone hears its speaker would cut and restart every reply."""
+    await feed(
+        session, np.concatenate([speech.at_16k("What is the weather like today?"), pause(300)])
+    )
+    await heard.wait_for(ReplyAudio)
+    await feed(session, np.concatenate([trimmed(speech.at_16k("In Paris.")), PAST_ANY_WAIT]))
+    joined = await heard.wait_for(ReplyStarted, count=2)
+    assert isinstance(joined, ReplyStarted)
+    await heard.audio_of(joined.reply_id)
+    await feed(
+        session, np.concatenate([trimmed(speech.at_16k("What is your name?")), PAST_ANY_WAIT])
+    )
+    await heard.wait_for(ReplyStarted, count=3)
+    turns = backend._agent.store.get("session-1").turns
+    assert len(turns) == 2
+    assert "paris" in turns[0].user.lower() and turns[0].interrupted
+    assert "name" in turns[1].user.lower() and "paris" not in turns[1].user.lower()

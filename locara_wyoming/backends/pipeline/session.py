@@ -233,9 +233,11 @@ class PipelineSession(VoiceSession):
 
     def _continues_turn(self, speech_started_at: float) -> bool:
         """Whether speech that began at `speech_started_at` goes on with the last turn: the
-        reply to it was not yet audible, or only for less than `continuation_ms`."""
+        reply to it was not yet audible, or only for less than `continuation_ms`. A turn goes
+        on once at most: in a room whose speaker the microphone hears too loudly, the reply's
+        own echo would otherwise cut and restart every reply."""
         answer = self._answer
-        if answer is None or self._continuation_s <= 0:
+        if answer is None or answer.continues is not None or self._continuation_s <= 0:
             return False
         reply = answer.reply
         if reply is None or reply.first_audio_sent is None:
