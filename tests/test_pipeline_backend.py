@@ -30,6 +30,7 @@ from locara_wyoming.services.history import ConversationStore
 from locara_wyoming.services.stages import Stages, load_stages
 from locara_wyoming.sessions.routing import route
 from locara_wyoming.stages.llm import ChatMessage, ChatModel
+from locara_wyoming.workers import Urgency
 
 from .conftest import Speech
 
@@ -57,13 +58,18 @@ class PromptLog(ChatModel):
     async def load(self) -> None:
         await self.llm.load()
 
-    def stream_reply(self, messages: list[ChatMessage]) -> AsyncGenerator[str, None]:
+    def stream_reply(
+        self,
+        messages: list[ChatMessage],
+        conversation_id: str | None = None,
+        urgency: Urgency | None = None,
+    ) -> AsyncGenerator[str, None]:
         self.prompts.append(list(messages))
-        return self.llm.stream_reply(messages)
+        return self.llm.stream_reply(messages, conversation_id, urgency)
 
-    async def prefill(self, messages: list[ChatMessage]) -> None:
+    async def prefill(self, messages: list[ChatMessage], conversation_id: str) -> None:
         self.prefills.append(list(messages))
-        await self.llm.prefill(messages)
+        await self.llm.prefill(messages, conversation_id)
 
 
 @pytest.fixture

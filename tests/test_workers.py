@@ -7,10 +7,11 @@ import contextlib
 import threading
 import time
 from collections.abc import Generator, Iterator
+from functools import partial
 
 import pytest
 
-from locara_wyoming.workers import ModelBusyError, ModelWorker
+from locara_wyoming.workers import ModelBusyError, ModelWorker, Priority, Urgency
 
 
 async def test_calls_run_in_worker_threads_and_the_loop_stays_free() -> None:
@@ -109,3 +110,102 @@ async def test_stream_each_raises_the_producers_error() -> None:
 
     with pytest.raises(RuntimeError, match="voice exploded"):
         _ = [n async for n in worker.stream_each(failing)]
+
+
+class Holder:
+    """A model call that runs until it is let go, so that others queue behind it."""
+
+    def __init__(self) -> None:
+        self.running = threading.Event()
+        self.go = threading.Event()
+
+    def __call__(self) -> str:
+        self.running.set()
+        self.go.wait(10)
+        return "held"
+
+    async def started(self) -> None:
+        assert await asyncio.to_thread(self.running.wait, 10)
+
+
+async def settle() -> None:
+    """Let every task just created run up to its first wait."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+async def test_first_pieces_go_before_later_ones_and_equals_in_arrival_order() -> None:
+    worker = ModelWorker("ordered", concurrency=1, wait_s=10)
+    holder = Holder()
+    holding = asyncio.create_task(worker.call(holder))
+    await holder.started()
+    served: list[str] = []
+    arrivals = [
+        ("later-1", Priority.LATER), ("idle", Priority.IDLE), ("first-1", Priority.FIRST),
+        ("later-2", Priority.LATER), ("first-2", Priority.FIRST),
+    ]  # fmt: skip
+    waiting = []
+    for name, priority in arrivals:
+        waiting.append(asyncio.create_task(worker.call(partial(served.append, name), priority)))
+        await settle()
+    assert served == []  # all queued behind the holder
+    holder.go.set()
+    await asyncio.gather(holding, *waiting)
+    assert served == ["first-1", "first-2", "later-1", "later-2", "idle"]
+
+
+async def test_later_work_waits_for_first_work_on_another_model() -> None:
+    llm, tts = ModelWorker("llm-like", 1, wait_s=10), ModelWorker("tts-like", 1, wait_s=10)
+    holder = Holder()
+    first_clause = asyncio.create_task(llm.call(holder, Priority.FIRST))
+    await holder.started()
+    later_clause = asyncio.create_task(tts.call(lambda: "later", Priority.LATER))
+    await settle()
+    # The tts model itself is free: first work goes at once, later work waits its turn.
+    assert await tts.call(lambda: "first", Priority.FIRST) == "first"
+    assert not later_clause.done()
+    holder.go.set()
+    assert await first_clause == "held"
+    assert await later_clause == "later"
+
+
+async def test_a_stream_keeps_its_place_between_items_at_its_readers_urgency() -> None:
+    llm, tts = ModelWorker("llm-like", 1, wait_s=10), ModelWorker("tts-like", 1, wait_s=10)
+    urgency = Urgency(Priority.FIRST)
+
+    def tokens() -> Generator[str, None, None]:
+        yield from ("Hello", " there", ",", " friend")
+
+    async with contextlib.aclosing(llm.stream_each(tokens, urgency)) as pieces:
+        assert await anext(pieces) == "Hello"
+        # Between items the stream holds no slot, yet it is still first work.
+        later = asyncio.create_task(tts.call(lambda: "later", Priority.LATER))
+        await settle()
+        assert await llm.call(lambda: "between", Priority.FIRST) == "between"
+        assert not later.done()
+        urgency.priority = Priority.LATER  # the reader has its first clause
+        assert await anext(pieces) == " there"
+        assert await later == "later"
+        assert [piece async for piece in pieces] == [",", " friend"]
+
+
+async def test_a_cancelled_call_holds_its_slot_until_its_thread_is_done() -> None:
+    worker = ModelWorker("cancelled", concurrency=1, wait_s=10)
+    holder = Holder()
+    order: list[str] = []
+
+    def held() -> None:
+        holder()
+        order.append("cancelled call ended")
+
+    cancelled = asyncio.create_task(worker.call(held))
+    await holder.started()
+    cancelled.cancel()
+    nxt = asyncio.create_task(worker.call(lambda: order.append("next call ran")))
+    await settle()
+    assert order == [] and not nxt.done()
+    holder.go.set()
+    await nxt
+    assert order == ["cancelled call ended", "next call ran"]
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled

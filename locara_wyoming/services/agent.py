@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from ..config import PersonaConfig
 from ..stages.llm import ChatMessage, ChatModel
+from ..workers import Urgency
 from .history import Conversation, ConversationStore, Turn
 
 
@@ -20,6 +21,9 @@ class AgentReply:
     turn: Turn
     pieces: AsyncGenerator[str, None]
     conversation: Conversation
+    urgency: Urgency
+    """The priority of the pieces still to come: its reader lowers it to LATER once the
+    first clause is out, so that other rooms' first clauses go before the rest."""
 
     def withdraw(self) -> None:
         """Take the turn back out of the history (a speculative answer nobody heard)."""
@@ -30,9 +34,10 @@ class ConversationAgent:
     """Answers as a persona, remembering each conversation.
 
     Once a reply is written, the next turn's prompt up to its new words is known:
-    the model reads it while idle (`ChatModel.prefill`). Without that, each turn
-    after the history window starts to slide would read the whole history again
-    (seconds with a small model on two cores) before its first word.
+    the model reads it while idle (`ChatModel.prefill`), on the conversation's own
+    context. Without that, each turn after the history window starts to slide would
+    read the whole history again (seconds with a small model on two cores) before its
+    first word.
     """
 
     def __init__(self, llm: ChatModel, store: ConversationStore) -> None:
@@ -45,8 +50,9 @@ class ConversationAgent:
         messages = conversation.messages(persona.system_prompt, text)
         turn = Turn(user=text, assistant="", interrupted=True)
         conversation.turns.append(turn)
-        written = self._write(messages, turn, persona, conversation)
-        return AgentReply(turn, written, conversation)
+        urgency = Urgency()
+        written = self._write(messages, turn, persona, conversation_id, conversation, urgency)
+        return AgentReply(turn, written, conversation, urgency)
 
     def told(self, conversation_id: str, text: str, answer: str) -> AgentReply:
         """A reply someone else wrote (Home Assistant's), kept in the history as the LLM's
@@ -54,18 +60,21 @@ class ConversationAgent:
         conversation = self.store.get(conversation_id)
         turn = Turn(user=text, assistant="", interrupted=True)
         conversation.turns.append(turn)
-        return AgentReply(turn, _told(turn, answer), conversation)
+        return AgentReply(turn, _told(turn, answer), conversation, Urgency())
 
     async def _write(
         self,
         messages: list[ChatMessage],
         turn: Turn,
         persona: PersonaConfig,
+        conversation_id: str,
         conversation: Conversation,
+        urgency: Urgency,
     ) -> AsyncGenerator[str, None]:
         written = ""
+        reply = self.llm.stream_reply(messages, conversation_id, urgency)
         try:
-            async with contextlib.aclosing(self.llm.stream_reply(messages)) as pieces:
+            async with contextlib.aclosing(reply) as pieces:
                 async for piece in pieces:
                     written += piece
                     turn.assistant = written.strip()
@@ -76,7 +85,7 @@ class ConversationAgent:
             raise
         turn.interrupted = False
         prefill = asyncio.create_task(
-            self.llm.prefill(conversation.messages(persona.system_prompt, None))
+            self.llm.prefill(conversation.messages(persona.system_prompt, None), conversation_id)
         )
         self._prefills.add(prefill)
         prefill.add_done_callback(self._prefills.discard)

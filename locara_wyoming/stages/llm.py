@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from ..config import EMBEDDED, LimitsConfig, LlmConfig
 from ..embedded_models import SMOLLM2_135M
-from ..workers import ModelWorker
+from ..workers import ModelBusyError, ModelWorker, Priority, Urgency
 from .description import ModelDescription
+from .llama_contexts import LlamaContexts
 from .remote import RemoteServiceError
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
-
-
-MAX_PIECES_AHEAD = 1
-"""The model pauses when its reader has not taken this many pieces (see `speak_reply`)."""
 
 
 class ChatMessage(TypedDict):
@@ -34,20 +32,45 @@ class ChatModel(ABC):
     async def load(self) -> None: ...
 
     @abstractmethod
-    def stream_reply(self, messages: list[ChatMessage]) -> AsyncGenerator[str, None]:
-        """Yield the reply's text pieces as the model produces them."""
+    def stream_reply(
+        self,
+        messages: list[ChatMessage],
+        conversation_id: str | None = None,
+        urgency: Urgency | None = None,
+    ) -> AsyncGenerator[str, None]:
+        """Yield the reply's text pieces as the model produces them, at the urgency's
+        priority (FIRST when none is given)."""
 
     @abstractmethod
-    async def prefill(self, messages: list[ChatMessage]) -> None:
-        """Read the start of a coming prompt now, if the model is idle, so that only the
-        new words are left to read when the prompt comes."""
+    async def prefill(self, messages: list[ChatMessage], conversation_id: str) -> None:
+        """Read the start of the conversation's coming prompt while the models are idle,
+        so that only the new words are left to read when the prompt comes."""
+
+
+def compute_slots(contexts: int, threads: int, cores: int) -> int:
+    """How many contexts may decode at once: as many as the cores hold at `threads`
+    each. More at once only slows every one down (llama.cpp's threads wait for each
+    other at every step, and a preempted one holds up the rest)."""
+    return max(1, min(contexts, cores // threads))
 
 
 class LlamaCppChat(ChatModel):
+    """A GGUF through llama.cpp, with `llm.concurrency` contexts (see `LlamaContexts`).
+
+    Tokens are made one at a time on the model's worker, each when the reader asks
+    for it and by the reply's urgency: another room's first clause goes between this
+    reply's later tokens, and nothing is made while the reader waits (for its first
+    clause's audio, say), so that the models do not slow each other down.
+    """
+
     def __init__(self, config: LlmConfig, limits: LimitsConfig) -> None:
         self.config = config
-        self._worker = ModelWorker("llm", config.concurrency, limits.model_wait_s)
-        self._llama: Any = None
+        cores = os.cpu_count() or 2
+        self._threads = config.threads or cores
+        slots = compute_slots(config.concurrency, self._threads, cores)
+        self._worker = ModelWorker("llm", slots, limits.model_wait_s)
+        self._wait_s = limits.model_wait_s
+        self._contexts: LlamaContexts | None = None
         if config.model == EMBEDDED:
             self._path = SMOLLM2_135M.path()
             self.description = ModelDescription(
@@ -74,43 +97,64 @@ class LlamaCppChat(ChatModel):
     async def load(self) -> None:
         from llama_cpp import Llama
 
-        threads = self.config.threads or max(1, (os.cpu_count() or 2))
-        self._llama = await self._worker.call(
-            lambda: Llama(
+        def open_context() -> Any:
+            llama = Llama(
                 model_path=str(self._path),
                 n_ctx=self.config.context_tokens,
-                n_threads=threads,
+                n_threads=self._threads,
                 verbose=False,
             )
-        )
+            llama.create_completion("Hello", max_tokens=1)  # its first decode, not a user's
+            return llama
 
-    async def prefill(self, messages: list[ChatMessage]) -> None:
-        llama = self._llama
-        if llama is None or self._worker.busy():
-            return  # a real turn goes first; it reads what it needs itself
-        # llama.cpp keeps what it has read and reuses the longest common start of the
-        # next prompt; one generated token is the least a completion can do.
-        await self._worker.call(
-            lambda: llama.create_chat_completion(messages=messages, max_tokens=1, temperature=0)
-        )
+        contexts = [await self._worker.call(open_context) for _ in range(self.config.concurrency)]
+        self._contexts = LlamaContexts(contexts, self._wait_s)
 
-    def stream_reply(self, messages: list[ChatMessage]) -> AsyncGenerator[str, None]:
-        llama = self._llama
-        if llama is None:
+    async def prefill(self, messages: list[ChatMessage], conversation_id: str) -> None:
+        contexts = self._contexts
+        if contexts is None:
+            return
+        try:
+            async with self._worker.slot(Priority.IDLE):
+                with contexts.own_if_free(conversation_id) as llama:
+                    if llama is None:
+                        return  # in use, or gone to another room: the turn reads it itself
+                    # llama.cpp keeps what it has read and reuses the longest common start
+                    # of the next prompt; one generated token is the least it can do.
+                    await self._worker.in_thread(
+                        lambda: llama.create_chat_completion(
+                            messages=messages, max_tokens=1, temperature=0
+                        )
+                    )
+        except ModelBusyError:
+            return  # the models stayed busy: the turn reads what it needs itself
+
+    async def stream_reply(
+        self,
+        messages: list[ChatMessage],
+        conversation_id: str | None = None,
+        urgency: Urgency | None = None,
+    ) -> AsyncGenerator[str, None]:
+        contexts = self._contexts
+        if contexts is None:
             raise RuntimeError("LLM is not loaded")
+        async with contexts.lease(conversation_id) as llama:
 
-        def pieces() -> Iterator[str]:
-            for chunk in llama.create_chat_completion(
-                messages=messages,
-                stream=True,
-                max_tokens=self.config.max_tokens,
-                temperature=self.config.temperature,
-            ):
-                text = chunk["choices"][0]["delta"].get("content")
-                if text:
-                    yield text
+            def pieces() -> Generator[str, None, None]:
+                for chunk in llama.create_chat_completion(
+                    messages=messages,
+                    stream=True,
+                    max_tokens=self.config.max_tokens,
+                    temperature=self.config.temperature,
+                ):
+                    text = chunk["choices"][0]["delta"].get("content")
+                    if text:
+                        yield text
 
-        return self._worker.stream(pieces, max_ahead=MAX_PIECES_AHEAD)
+            tokens = self._worker.stream_each(pieces, urgency or Urgency())
+            async with contextlib.aclosing(tokens):
+                async for piece in tokens:
+                    yield piece
 
 
 class OpenAiChat(ChatModel):
@@ -121,7 +165,9 @@ class OpenAiChat(ChatModel):
 
         assert config.url is not None
         self.config = config
-        self._worker = ModelWorker("llm-remote", config.concurrency, limits.model_wait_s)
+        self._worker = ModelWorker(
+            "llm-remote", config.concurrency, limits.model_wait_s, shares_cores=False
+        )
         self._client = AsyncOpenAI(
             base_url=config.url,
             api_key=config.api_key or "not-needed",
@@ -150,13 +196,18 @@ class OpenAiChat(ChatModel):
                 f"it serves {names}"
             )
 
-    async def prefill(self, messages: list[ChatMessage]) -> None:
+    async def prefill(self, messages: list[ChatMessage], conversation_id: str) -> None:
         """Nothing: the endpoints cache prompt prefixes themselves (vLLM, Ollama, llama.cpp)."""
 
-    async def stream_reply(self, messages: list[ChatMessage]) -> AsyncGenerator[str, None]:
+    async def stream_reply(
+        self,
+        messages: list[ChatMessage],
+        conversation_id: str | None = None,
+        urgency: Urgency | None = None,
+    ) -> AsyncGenerator[str, None]:
         from openai import APIError
 
-        async with self._worker.slot():
+        async with self._worker.slot((urgency or Urgency()).priority):
             try:
                 stream = await self._client.chat.completions.create(
                     model=self.config.model,

@@ -129,7 +129,9 @@ class WyomingStt(SpeechToText):
     def __init__(self, config: SttConfig, limits: LimitsConfig) -> None:
         assert config.uri is not None
         self.uri = config.uri
-        self._worker = ModelWorker("stt-remote", config.concurrency, limits.model_wait_s)
+        self._worker = ModelWorker(
+            "stt-remote", config.concurrency, limits.model_wait_s, shares_cores=False
+        )
         self.description = ModelDescription(
             name=self.uri,
             description=f"remote Wyoming asr at {self.uri}",

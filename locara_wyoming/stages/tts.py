@@ -18,7 +18,7 @@ from wyoming.tts import Synthesize, SynthesizeVoice
 from ..audio_format import PcmFormat
 from ..config import EMBEDDED, LimitsConfig, TtsConfig
 from ..embedded_models import PIPER_JOE
-from ..workers import ModelWorker
+from ..workers import ModelWorker, Priority
 from .description import ModelDescription
 from .remote import RemoteServiceError, read_until, wyoming_connection
 
@@ -45,8 +45,10 @@ class TextToSpeech(ABC):
 
     @abstractmethod
     def synthesize(
-        self, text: str, voice: str, speaker: str | None
-    ) -> AsyncGenerator[bytes, None]: ...
+        self, text: str, voice: str, speaker: str | None, priority: Priority = Priority.FIRST
+    ) -> AsyncGenerator[bytes, None]:
+        """`priority`: LATER for a reply's later clauses, so that other rooms' first
+        clauses are spoken before them."""
 
     def resolve_voice(self, name: str | None, language: str | None = None) -> str:
         """The voice to use for a request: by name, else by language, else the default."""
@@ -147,7 +149,9 @@ class PiperTts(TextToSpeech):
             self._loaded[name], config = await self._worker.call(partial(read, path))
             self.voices[name] = _piper_voice_description(path, config, embedded)
 
-    def synthesize(self, text: str, voice: str, speaker: str | None) -> AsyncGenerator[bytes, None]:
+    def synthesize(
+        self, text: str, voice: str, speaker: str | None, priority: Priority = Priority.FIRST
+    ) -> AsyncGenerator[bytes, None]:
         from piper import SynthesisConfig
 
         description = self.voices[voice]
@@ -168,7 +172,7 @@ class PiperTts(TextToSpeech):
 
         # Sentence by sentence, each when asked for: a listener that stops reading holds
         # no audio made ahead and does not keep Piper from other rooms.
-        return self._worker.stream_each(blocks)
+        return self._worker.stream_each(blocks, priority)
 
 
 class WyomingTts(TextToSpeech):
@@ -177,7 +181,9 @@ class WyomingTts(TextToSpeech):
     def __init__(self, config: TtsConfig, limits: LimitsConfig) -> None:
         assert config.uri is not None
         self.uri = config.uri
-        self._worker = ModelWorker("tts-remote", config.concurrency, limits.model_wait_s)
+        self._worker = ModelWorker(
+            "tts-remote", config.concurrency, limits.model_wait_s, shares_cores=False
+        )
         self._requested_default = config.default_voice
         self.voices = {}
         self.default_voice = ""
@@ -208,9 +214,9 @@ class WyomingTts(TextToSpeech):
             self.default_voice = self.resolve_voice(self._requested_default)
 
     async def synthesize(
-        self, text: str, voice: str, speaker: str | None
+        self, text: str, voice: str, speaker: str | None, priority: Priority = Priority.FIRST
     ) -> AsyncGenerator[bytes, None]:
-        async with self._worker.slot(), wyoming_connection(self.uri) as client:
+        async with self._worker.slot(priority), wyoming_connection(self.uri) as client:
             request = Synthesize(text=text, voice=SynthesizeVoice(name=voice, speaker=speaker))
             await client.write_event(request.event())
             start = AudioStart.from_event(await read_until(client, AudioStart.is_type))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from ...audio_format import PcmFormat
 from ...services.agent import AgentReply
 from ...stages.tts import TextToSpeech
+from ...workers import Priority
 from ..events import ReplyAudio, ReplyText
 from .clauses import SpeechChunker
 
@@ -128,7 +129,8 @@ async def speak_reply(
 
     The first clause is spoken alone: the LLM waits until its audio exists, so that on a
     small machine the two do not slow each other down at the moment that counts. After
-    that they run side by side, the next clause being written while one is heard.
+    that they run side by side, the next clause being written while one is heard, at
+    LATER priority: other rooms' first clauses go first.
     """
     clauses: asyncio.Queue[str | None] = asyncio.Queue()
     first_audio = asyncio.Event()
@@ -136,10 +138,12 @@ async def speak_reply(
 
     async def speak_clauses() -> None:
         position = 0
+        priority = Priority.FIRST
         try:
             while (clause := await clauses.get()) is not None:
                 start = position
-                spoken = contextlib.aclosing(tts.synthesize(clause, voice, None))
+                spoken = contextlib.aclosing(tts.synthesize(clause, voice, None, priority))
+                priority = Priority.LATER
                 async with spoken as blocks:
                     async for block in blocks:
                         if reply.timings.first_audio is None:
@@ -154,6 +158,7 @@ async def speak_reply(
     def queue_clause(clause: str) -> None:
         if reply.timings.first_clause is None:
             reply.timings.first_clause = time.monotonic()
+            answer.urgency.priority = Priority.LATER
         clauses.put_nowait(clause)
 
     speaker = asyncio.create_task(speak_clauses(), name=f"reply {reply.reply_id} tts")
