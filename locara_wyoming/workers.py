@@ -52,19 +52,23 @@ class Urgency:
 
 
 class _Gate:
-    """`size` slots, handed to waiters by priority, first come first served within one."""
+    """`size` slots, handed to waiters by priority, then by arrival: a ticket drawn when
+    the waiter came, or earlier (when its stream began)."""
 
     def __init__(self, size: int) -> None:
         self._free = size
         self._waiters: list[tuple[Priority, int, asyncio.Future[None]]] = []
         self._arrivals = itertools.count()
 
-    async def acquire(self, priority: Priority) -> None:
+    def ticket(self) -> int:
+        return next(self._arrivals)
+
+    async def acquire(self, priority: Priority, ticket: int | None = None) -> None:
         if self._free and not self._waiters:
             self._free -= 1
             return
         granted = asyncio.get_running_loop().create_future()
-        entry = (priority, next(self._arrivals), granted)
+        entry = (priority, self.ticket() if ticket is None else ticket, granted)
         heapq.heappush(self._waiters, entry)
         try:
             await granted
@@ -139,16 +143,21 @@ class ModelWorker:
         self._gate = _Gate(concurrency)
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=name)
 
-    @contextlib.asynccontextmanager
-    async def slot(self, priority: Priority = Priority.FIRST) -> AsyncIterator[None]:
+    def slot(
+        self, priority: Priority = Priority.FIRST
+    ) -> contextlib.AbstractAsyncContextManager[None]:
         """Hold one of the model's slots, waiting at most `wait_s` for it and for more
         urgent work on any model to end."""
+        return self._slot(priority, None)
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, priority: Priority, ticket: int | None) -> AsyncIterator[None]:
         precedence = self._precedence()
         with precedence.holding(priority):
             try:
                 async with asyncio.timeout(self.wait_s):
                     await precedence.wait_for_turn(priority)
-                    await self._gate.acquire(priority)
+                    await self._gate.acquire(priority, ticket)
             except TimeoutError:
                 raise ModelBusyError(
                     f"{self.name} stayed busy for {self.wait_s:.0f} s; try again later"
@@ -238,11 +247,16 @@ class ModelWorker:
         requests go between its items (by priority), where `stream` keeps the model for
         the whole generator. The stream keeps its place among other models' work while
         it lasts, at the urgency's priority as of its latest item.
+
+        Among streams at FIRST priority the one that began first goes first: of four
+        rooms asking at once, one has its first clause after one clause's time, not all
+        four after four. At other priorities each item queues anew: rooms take turns.
         """
         urgency = priority if isinstance(priority, Urgency) else Urgency(priority)
         precedence = self._precedence()
         held = urgency.priority
         precedence.enter(held)
+        began = self._gate.ticket()
         items = make_items()
         try:
             while True:
@@ -250,7 +264,9 @@ class ModelWorker:
                     precedence.enter(urgency.priority)
                     precedence.leave(held)
                     held = urgency.priority
-                item = await self.call(lambda: next(items, _END), held)
+                ticket = began if held is Priority.FIRST else None
+                async with self._slot(held, ticket):
+                    item = await self.in_thread(lambda: next(items, _END))
                 if item is _END:
                     break
                 yield item  # type: ignore[misc]

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from functools import partial
 
 import pytest
@@ -209,3 +209,38 @@ async def test_a_cancelled_call_holds_its_slot_until_its_thread_is_done() -> Non
     assert order == ["cancelled call ended", "next call ran"]
     with pytest.raises(asyncio.CancelledError):
         await cancelled
+
+
+@pytest.mark.parametrize(
+    ("priority", "made_first"),
+    [(Priority.FIRST, "older stream"), (Priority.LATER, "first to ask")],
+)
+async def test_first_streams_go_in_the_order_they_began_later_ones_take_turns(
+    priority: Priority, made_first: str
+) -> None:
+    worker = ModelWorker("llm-like", concurrency=1, wait_s=10)
+    made: list[str] = []
+
+    def tokens(name: str) -> Callable[[], Generator[str, None, None]]:
+        def make() -> Generator[str, None, None]:
+            for n in range(2):
+                made.append(name)
+                yield f"{name} {n}"
+
+        return make
+
+    older = worker.stream_each(tokens("older stream"), priority)
+    newer = worker.stream_each(tokens("first to ask"), priority)
+    async with contextlib.aclosing(older), contextlib.aclosing(newer):
+        await anext(older)
+        await anext(newer)
+        holder = Holder()
+        holding = asyncio.create_task(worker.call(holder, priority))
+        await holder.started()
+        asks = [asyncio.create_task(anext(newer))]
+        await settle()
+        asks.append(asyncio.create_task(anext(older)))
+        await settle()
+        holder.go.set()
+        await asyncio.gather(holding, *asks)
+    assert made[2] == made_first
