@@ -103,7 +103,11 @@ class LlmConfig(_Section):
     temperature: Annotated[float, Field(ge=0, le=2)] = 0.7
     threads: Annotated[int, Field(ge=0)] = 0
     request_timeout_s: PositiveFloat = 60.0
-    concurrency: PositiveInt = 1
+    concurrency: PositiveInt = 4
+    """Replies in progress at once. A local model keeps one llama.cpp context per reply,
+    each holding one conversation's prompt (~70 MB each with the embedded model); they
+    take turns token by token, by priority, as many at once as the cores hold at
+    `threads` each (one on 2 cores). An endpoint gets this many requests at once."""
 
     @model_validator(mode="after")
     def _endpoint_needs_model(self) -> Self:

@@ -81,8 +81,7 @@ async def load_stages(config: LocaraConfig) -> Stages:
             {"role": "system", "content": config.persona().system_prompt},
             {"role": "user", "content": "Hello"},
         ]
-        async for _piece in stages.llm.stream_reply(messages):
-            break
+        await stages.llm.warm(messages)
 
     await _step(
         "[6/8] warming up text-to-speech, voice activity and end-of-turn detection", warm_speech
