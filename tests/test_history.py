@@ -58,3 +58,14 @@ def test_forget_takes_out_that_turn_and_not_an_equal_one() -> None:
     conversation.forget(asked_twice[1])
     conversation.forget(Turn("never kept", ""))
     assert len(conversation.turns) == 1 and conversation.turns[0] is asked_twice[0]
+
+
+def test_a_full_history_lets_its_older_half_go_at_once() -> None:
+    conversation = ConversationStore(max_turns=4, ttl_s=60, max_conversations=10).get("a")
+    starts = []
+    for n in range(9):
+        conversation.add(Turn(user=f"u{n}", assistant=f"a{n}"))
+        starts.append(conversation.messages("system", None)[1]["content"])
+    # The prompt's first turn changes once every two turns, not at every turn.
+    assert starts == ["u0", "u0", "u0", "u0", "u2", "u2", "u4", "u4", "u6"]
+    assert [turn.user for turn in conversation.turns] == ["u6", "u7", "u8"]

@@ -49,7 +49,7 @@ class ConversationAgent:
         conversation = self.store.get(conversation_id)
         messages = conversation.messages(persona.system_prompt, text)
         turn = Turn(user=text, assistant="", interrupted=True)
-        conversation.turns.append(turn)
+        conversation.add(turn)
         urgency = Urgency()
         written = self._write(messages, turn, persona, conversation_id, conversation, urgency)
         return AgentReply(turn, written, conversation, urgency)
@@ -59,7 +59,7 @@ class ConversationAgent:
         would be, so that the LLM knows of it in later turns."""
         conversation = self.store.get(conversation_id)
         turn = Turn(user=text, assistant="", interrupted=True)
-        conversation.turns.append(turn)
+        conversation.add(turn)
         return AgentReply(turn, _told(turn, answer), conversation, Urgency())
 
     async def _write(
