@@ -236,6 +236,16 @@ def pause(ms: int) -> np.ndarray:
     return np.zeros(16 * ms, np.float32)
 
 
+async def ask_until_heard(
+    session: VoiceSession, heard: Heard, speech: Speech, question: str
+) -> ReplyAudio:
+    """Ask, and go on pausing until the reply's first audio has come."""
+    await feed(session, np.concatenate([speech.at_16k(question), pause(300)]))
+    first = await heard.wait_for(ReplyAudio)
+    assert isinstance(first, ReplyAudio)
+    return first
+
+
 async def test_a_pause_mid_thought_is_not_answered(
     backend: PipelineBackend, session: VoiceSession, heard: Heard, speech: Speech
 ) -> None:
@@ -304,11 +314,7 @@ async def test_words_right_after_the_reply_starts_join_the_turn(
 async def test_stop_right_after_the_reply_starts_is_a_barge_in(
     backend: PipelineBackend, session: VoiceSession, heard: Heard, speech: Speech
 ) -> None:
-    await feed(
-        session, np.concatenate([speech.at_16k("Tell me a long story about a dragon."), pause(300)])
-    )
-    first = await heard.wait_for(ReplyAudio)
-    assert isinstance(first, ReplyAudio)
+    first = await ask_until_heard(session, heard, speech, "Tell me a long story about a dragon.")
     await feed(session, np.concatenate([trimmed(speech.at_16k("Stop!")), PAST_ANY_WAIT]))
     await heard.wait_for(UserTranscript, count=2)
     assert len(heard.of(ReplyInterrupted)) == 1
@@ -322,11 +328,7 @@ async def test_stop_right_after_the_reply_starts_is_a_barge_in(
 async def test_speech_well_into_a_reply_is_a_new_turn(
     backend: PipelineBackend, session: VoiceSession, heard: Heard, speech: Speech
 ) -> None:
-    await feed(
-        session, np.concatenate([speech.at_16k("Tell me a long story about a dragon."), pause(300)])
-    )
-    first = await heard.wait_for(ReplyAudio)
-    assert isinstance(first, ReplyAudio)
+    first = await ask_until_heard(session, heard, speech, "Tell me a long story about a dragon.")
     await feed(session, pause(1500))  # the story has been heard for 1.5 s
     await feed(
         session, np.concatenate([trimmed(speech.at_16k("What is your name?")), PAST_ANY_WAIT])
