@@ -59,7 +59,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     if args.models == "make-tiny":
-        from .helpers.tiny_moshi import make_tiny_moshi
+        from .engines.tiny_moshi import make_tiny_moshi
 
         print(f"Tiny random-weight Moshi written to {make_tiny_moshi(args.directory)}")
         return 0

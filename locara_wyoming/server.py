@@ -17,13 +17,13 @@ from wyoming.server import AsyncEventHandler, AsyncServer, AsyncStdioServer
 from .backends.registry import Backends
 from .config import LocaraConfig
 from .control.service import ControlService
+from .conversation.agent import ConversationAgent
+from .conversation.history import ConversationStore
 from .loop_watch import LoopWatch
 from .memory_release import MemoryReleaser
-from .services.agent import ConversationAgent
 from .services.connection import ServerContext, WyomingConnection
-from .services.history import ConversationStore
 from .services.info import build_info
-from .services.stages import load_stages
+from .stages.loading import load_stages
 from .zeroconf_advertiser import ZeroconfAdvertiser, advertised_address, instance_name
 
 _LOGGER = logging.getLogger(__name__)

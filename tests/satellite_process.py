@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from locara_satellite.audio import wav_files
 from locara_wyoming.audio_format import pcm_to_float
 from locara_wyoming.bench.log_lines import LogLines
-from satellite.audio import wav_files
 
 ROOT = Path(__file__).resolve().parents[1]
 SATELLITE_PYTHON = ROOT / ".venv-satellite" / "bin" / "python"
@@ -25,7 +25,7 @@ def read_wav(path: Path) -> tuple[int, np.ndarray]:
 class SatelliteProcess:
     def __init__(self, *args: str, python: Path = SATELLITE_PYTHON) -> None:
         assert python.exists(), f"{python} is missing: `scripts/setup.sh test` makes it"
-        self.args = ["-m", "satellite", *args]
+        self.args = ["-m", "locara_satellite", *args]
         self.python = python
         self.log = LogLines()
         self.process: asyncio.subprocess.Process | None = None

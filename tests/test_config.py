@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from locara_satellite.config import Activation, load_satellite_config
 from locara_wyoming.config import ConfigError, load_config
 from locara_wyoming.embedded_models import EmbeddedModel, ModelMissingError
-from satellite.config import Activation, load_satellite_config
 
 from .conftest import serve_expecting_failure
 

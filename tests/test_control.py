@@ -23,7 +23,7 @@ from locara_wyoming.bench.server_process import ServerProcess
 from locara_wyoming.client.frame_stream import open_session
 from locara_wyoming.config import LocaraConfig, PersonaConfig
 from locara_wyoming.control.settings import SettingsFile
-from locara_wyoming.sessions.protocol import SessionRequest
+from locara_wyoming.protocol.session import SessionRequest
 
 from .conftest import TEST_CONFIG, Speech
 from .control_client import control

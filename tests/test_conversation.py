@@ -8,12 +8,17 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
+from locara_satellite.audio import CHUNK_BYTES, CHUNK_MS, MIC_FORMAT
+from locara_satellite.config import Activation
+from locara_satellite.listening.conversation import (
+    PREROLL_MS,
+    TAIL_MS,
+    Conversation,
+    ConversationChange,
+)
+from locara_satellite.listening.speech import SpeechDetector
+from locara_satellite.listening.wake_word import WakeWordDetector
 from locara_wyoming.audio_format import float_to_pcm16
-from satellite.audio import CHUNK_BYTES, CHUNK_MS, MIC_FORMAT
-from satellite.config import Activation
-from satellite.listening.conversation import PREROLL_MS, TAIL_MS, Conversation, ConversationChange
-from satellite.listening.speech import SpeechDetector
-from satellite.listening.wake_word import WakeWordDetector
 
 from .conftest import Speech
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wyoming.event import Event
 
-from locara_wyoming.protocol.reader import ProtocolError, ReadLimits, read_event
+from locara_wyoming.connection.reader import ProtocolError, ReadLimits, read_event
 
 LIMITS = ReadLimits(max_header_bytes=512, max_data_bytes=256, max_payload_bytes=1024)
 STREAM_LIMIT = 4096  # asyncio's own line limit, above the header limit as in the server

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from locara_wyoming.services.history import ConversationStore, Turn
+from locara_wyoming.conversation.history import ConversationStore, Turn
 
 
 class Clock:

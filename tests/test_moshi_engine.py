@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from locara_wyoming.helpers.engine import FrameOutput, Persona
-from locara_wyoming.helpers.tiny_moshi import make_tiny_moshi
-from locara_wyoming.helpers.torch_engine import TorchMoshiEngine
+from locara_wyoming.engines.engine import FrameOutput, Persona
+from locara_wyoming.engines.tiny_moshi import make_tiny_moshi
+from locara_wyoming.engines.torch_engine import TorchMoshiEngine
 
 FRAMES = 24
 

@@ -22,8 +22,8 @@ from wyoming.event import Event
 
 from locara_wyoming.bench.server_process import ServerProcess, ServerStartError
 from locara_wyoming.client.frame_stream import FrameStream, SessionRefusedError, open_session
-from locara_wyoming.helpers.tiny_moshi import make_tiny_moshi
-from locara_wyoming.sessions.protocol import SessionRequest
+from locara_wyoming.engines.tiny_moshi import make_tiny_moshi
+from locara_wyoming.protocol.session import SessionRequest
 
 FRAME_BYTES = 1920 * 2
 MLX_PYTHON = Path(__file__).parent.parent / ".venv-mlx" / "bin" / "python"
@@ -40,7 +40,7 @@ def tiny_mlx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not MLX_PYTHON.exists():
         pytest.fail(f"{MLX_PYTHON} is missing: scripts/setup.sh mlx (the test set-up makes it)")
     model = tmp_path_factory.mktemp("tiny-mlx")
-    build = "import sys, pathlib; from locara_wyoming.helpers.tiny_mlx import make_tiny_mlx_moshi; "
+    build = "import sys, pathlib; from locara_wyoming.engines.tiny_mlx import make_tiny_mlx_moshi; "
     build += "make_tiny_mlx_moshi(pathlib.Path(sys.argv[1]))"
     subprocess.run([str(MLX_PYTHON), "-c", build, str(model)], check=True, timeout=120)
     return model
@@ -140,7 +140,7 @@ async def test_two_sessions_share_batches_and_a_third_is_refused(
 
 def _helper_pid(server: ServerProcess, engine: str = "moshi") -> int:
     for child in psutil.Process(server.pid).children(recursive=True):
-        if f"locara_wyoming.helpers --engine {engine}" in " ".join(child.cmdline()):
+        if f"locara_wyoming.engines --engine {engine}" in " ".join(child.cmdline()):
             return child.pid
     raise AssertionError(f"no {engine} helper process")
 

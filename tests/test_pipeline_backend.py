@@ -25,11 +25,11 @@ from locara_wyoming.backends.events import (
 )
 from locara_wyoming.backends.pipeline.backend import PipelineBackend
 from locara_wyoming.config import parse_config
-from locara_wyoming.services.agent import ConversationAgent
-from locara_wyoming.services.history import ConversationStore
-from locara_wyoming.services.stages import Stages, load_stages
+from locara_wyoming.conversation.agent import ConversationAgent
+from locara_wyoming.conversation.history import ConversationStore
 from locara_wyoming.sessions.routing import route
 from locara_wyoming.stages.llm import ChatMessage, ChatModel
+from locara_wyoming.stages.loading import Stages, load_stages
 from locara_wyoming.workers import Urgency
 
 from .conftest import Speech

@@ -61,7 +61,7 @@ def satellite(server: ServerProcess, mic: Path, out: Path, *more: str) -> Satell
 def test_the_satellite_environment_has_no_model_runtime() -> None:
     check = subprocess.run(
         [str(SATELLITE_PYTHON), "-c",
-         "import sys, importlib.util, satellite.cli, satellite.app\n"
+         "import sys, importlib.util, locara_satellite.cli, locara_satellite.app\n"
          "heavy = ['torch', 'llama_cpp', 'ctranslate2', 'faster_whisper', 'piper', 'onnxruntime']\n"
          "print([m for m in heavy if importlib.util.find_spec(m) or m in sys.modules])"],
         capture_output=True, text=True, timeout=60,

@@ -14,7 +14,7 @@ from wyoming.event import Event, async_read_event, async_write_event
 
 from locara_wyoming.audio_format import PcmFormat, float_to_pcm16
 from locara_wyoming.client.scripted import ScriptedSatellite
-from locara_wyoming.sessions.protocol import Flush, SessionStarted
+from locara_wyoming.protocol.session import Flush, SessionStarted
 
 REPLY = PcmFormat(16000, 2, 1)
 

@@ -16,7 +16,7 @@ from locara_wyoming.backends.pipeline.turns import (
     TurnEnded,
 )
 from locara_wyoming.config import parse_config
-from locara_wyoming.sessions.protocol import SessionRequest, SessionRequestError
+from locara_wyoming.protocol.session import SessionRequest, SessionRequestError
 from locara_wyoming.sessions.routing import route
 
 

@@ -19,7 +19,7 @@ from wyoming.wake import Detection
 from locara_wyoming.bench.server_process import ServerProcess
 from locara_wyoming.client.playback import ReplyPlayback
 from locara_wyoming.client.scripted import ScriptedSatellite
-from locara_wyoming.sessions.protocol import SatelliteState
+from locara_wyoming.protocol.session import SatelliteState
 
 from .conftest import Speech
 from .prompt_tap import PromptTap

@@ -6,8 +6,8 @@ import logging
 from collections.abc import Callable
 
 from ..config import END_TO_END_PREFIXES, ConfigError, LocaraConfig
-from ..services.agent import ConversationAgent
-from ..services.stages import Stages
+from ..conversation.agent import ConversationAgent
+from ..stages.loading import Stages
 from .base import VoiceBackend
 from .end_to_end.backend import EndToEndBackend
 from .end_to_end.weights import model_entry

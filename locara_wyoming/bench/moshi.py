@@ -22,7 +22,7 @@ from wyoming.event import Event
 
 from ..client.frame_stream import FrameStream
 from ..config import parse_config
-from ..sessions.protocol import STATUS_TYPE
+from ..protocol.session import STATUS_TYPE
 from .harness import measure_server, read_config
 from .report import progress, publish
 from .server_process import ServerProcess
@@ -103,7 +103,7 @@ def run_moshi_bench(
         return 2
     with tempfile.TemporaryDirectory(prefix="locara-tiny-moshi-") as workdir:
         if tiny:
-            from ..helpers.tiny_moshi import make_tiny_moshi
+            from ..engines.tiny_moshi import make_tiny_moshi
 
             progress("Building a tiny random-weight Moshi…")
             config_text = tiny_config(make_tiny_moshi(Path(workdir)), max(sessions))

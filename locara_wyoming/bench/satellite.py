@@ -46,7 +46,7 @@ def _silence(seconds: float) -> np.ndarray:
 async def run_satellite(python: Path, uri: str, mic: Path, workdir: Path) -> dict[str, Any]:
     """Run the satellite on `mic` until it exits; its log, peak memory and CPU share."""
     process = await asyncio.create_subprocess_exec(
-        str(python), "-m", "satellite", "--server", uri, "--name", "bench-room",
+        str(python), "-m", "locara_satellite", "--server", uri, "--name", "bench-room",
         "--mic-file", str(mic), "--snd-file", str(workdir / "speaker.wav"),
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

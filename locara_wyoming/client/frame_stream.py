@@ -17,7 +17,7 @@ from wyoming.handle import HandledChunk
 from wyoming.pipeline import PipelineStage, RunPipeline
 
 from ..audio_format import float_to_pcm16
-from ..sessions.protocol import REQUEST_KEY, SessionRequest, SessionStarted
+from ..protocol.session import REQUEST_KEY, SessionRequest, SessionStarted
 
 
 class SessionRefusedError(RuntimeError):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from wyoming.event import Event
 
-from ..sessions.protocol import SessionRequest, SessionStarted
+from ..protocol.session import SessionRequest, SessionStarted
 from .echo_gate import EchoGate, EchoGatedSource
 from .playback import ReplyPlayback
 from .session import SessionClient, SessionError

@@ -27,7 +27,7 @@ from wyoming.ping import Ping
 from wyoming.pipeline import PipelineStage, RunPipeline
 
 from ..audio_format import PcmFormat
-from ..sessions.protocol import REQUEST_KEY, Flush, PlayedReport, SessionRequest, SessionStarted
+from ..protocol.session import REQUEST_KEY, Flush, PlayedReport, SessionRequest, SessionStarted
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -12,11 +12,13 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from wyoming.event import Event
+
+from ..protocol import WriteEvent
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -27,8 +29,6 @@ SATELLITE_PUSH = "locara-satellite"
 SERVER_PUSH = "locara-server"
 SETTINGS_PUSH = "locara-settings-changed"
 HOME_REQUEST = "locara-home-request"
-
-Write = Callable[[Event], Awaitable[None]]
 
 
 @dataclass
@@ -48,7 +48,7 @@ class SatelliteRecord:
 
 
 class Subscriber:
-    def __init__(self, write: Write, on_lost: Callable[[], None]) -> None:
+    def __init__(self, write: WriteEvent, on_lost: Callable[[], None]) -> None:
         self._queue: asyncio.Queue[Event] = asyncio.Queue(MAX_QUEUED_PUSHES)
         self._write = write
         self._on_lost = on_lost
@@ -85,7 +85,7 @@ class ControlHub:
     def subscribed(self) -> bool:
         return bool(self._subscribers)
 
-    def subscribe(self, write: Write) -> Subscriber:
+    def subscribe(self, write: WriteEvent) -> Subscriber:
         subscriber: Subscriber | None = None
 
         def lost() -> None:

@@ -20,11 +20,12 @@ from .. import __version__
 from ..backends.base import BackendFullError, HomeControl
 from ..backends.registry import check_configured_backends, configured_backends
 from ..config import ConfigError, LocaraConfig
+from ..protocol import WriteEvent
 from ..sessions.link import SatelliteGoneError, SessionLink
 from ..sessions.opening import open_session
 from ..sessions.routing import route
 from ..stages.tts import VoiceNotFoundError
-from .hub import SERVER_PUSH, SETTINGS_PUSH, ControlHub, SatelliteRecord, Subscriber, Write
+from .hub import SERVER_PUSH, SETTINGS_PUSH, ControlHub, SatelliteRecord, Subscriber
 from .identity import Identity, load_identity
 from .settings import SettingsFile, settings_of, with_settings
 
@@ -54,7 +55,7 @@ class ControlError(Exception):
 class ControlClient:
     """What the control channel keeps of one connection."""
 
-    write: Write
+    write: WriteEvent
     subscriber: Subscriber | None = None
 
 

@@ -38,6 +38,7 @@ from ..audio_format import AudioFormatError, PcmFormat
 from ..backends.base import BackendFullError
 from ..backends.registry import Backends
 from ..config import LocaraConfig
+from ..connection.reader import ProtocolError, ReadLimits, read_event
 from ..control.service import (
     CONTROL_TYPES,
     HOME_ANSWER,
@@ -45,23 +46,22 @@ from ..control.service import (
     ControlError,
     ControlService,
 )
-from ..protocol.reader import ProtocolError, ReadLimits, read_event
-from ..sessions.link import UPLINK_TYPES, SessionEnded, SessionLink
-from ..sessions.opening import open_session
-from ..sessions.played_watch import PlayedWatch
-from ..sessions.protocol import (
+from ..conversation.agent import ConversationAgent
+from ..protocol.session import (
     REQUEST_KEY,
     STATUS_TYPE,
     SessionRequest,
     SessionRequestError,
 )
+from ..sessions.link import UPLINK_TYPES, SessionEnded, SessionLink
+from ..sessions.opening import open_session
+from ..sessions.played_watch import PlayedWatch
+from ..stages.loading import Stages
 from ..stages.remote import RemoteServiceError
 from ..stages.tts import VoiceNotFoundError
 from ..workers import ModelBusyError
-from .agent import ConversationAgent
 from .info import build_info
 from .speech import StreamingSynthesis, speak
-from .stages import Stages
 from .transcription import AudioTooLongError, Utterance, send_transcript
 
 _LOGGER = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from wyoming.info import (
 from .. import __version__
 from ..config import LocaraConfig
 from ..stages.description import ModelDescription
-from .stages import Stages
+from ..stages.loading import Stages
 
 ASR_PROGRAM = "locara-asr"
 TTS_PROGRAM = "locara-tts"

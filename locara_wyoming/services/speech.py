@@ -8,28 +8,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
-from wyoming.event import Event
 
 from ..backends.pipeline.clauses import SpeechChunker, split_for_speech
+from ..protocol import WriteEvent
 from ..stages.tts import TextToSpeech
 
 SAMPLES_PER_CHUNK = 1024
 
-Write = Callable[[Event], Awaitable[None]]
-
 
 async def speak(
-    tts: TextToSpeech, text: str, voice: str, speaker: str | None, write: Write
+    tts: TextToSpeech, text: str, voice: str, speaker: str | None, write: WriteEvent
 ) -> None:
     """One audio stream for the whole text, its first piece synthesized on its own."""
     await speak_pieces(tts, split_for_speech(text), voice, speaker, write)
 
 
 async def speak_pieces(
-    tts: TextToSpeech, pieces: Iterable[str], voice: str, speaker: str | None, write: Write
+    tts: TextToSpeech, pieces: Iterable[str], voice: str, speaker: str | None, write: WriteEvent
 ) -> None:
     """One audio stream (`audio-start`, chunks, `audio-stop`) for `pieces`, one after another."""
     started = False
@@ -68,7 +66,7 @@ class StreamingSynthesis:
     """
 
     def __init__(
-        self, tts: TextToSpeech, voice: str, speaker: str | None, write: Write, max_chars: int
+        self, tts: TextToSpeech, voice: str, speaker: str | None, write: WriteEvent, max_chars: int
     ) -> None:
         self._tts = tts
         self._voice = voice

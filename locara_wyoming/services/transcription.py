@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
 
 import numpy as np
 from wyoming.asr import Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
-from wyoming.event import Event
 
 from ..audio_format import MonoConverter, PcmFormat
+from ..protocol import WriteEvent
 from ..stages.stt import STT_RATE, SpeechToText
 
 
@@ -46,7 +45,7 @@ async def send_transcript(
     stt: SpeechToText,
     utterance: Utterance,
     language: str | None,
-    write: Callable[[Event], Awaitable[None]],
+    write: WriteEvent,
 ) -> str:
     """Transcribe, streaming each decoded segment, then the whole transcript."""
     await write(TranscriptStart(language=language).event())

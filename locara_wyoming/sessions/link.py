@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from wyoming.asr import Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
@@ -27,12 +27,12 @@ from wyoming.wake import Detection
 from ..audio_format import MonoConverter, PcmFormat
 from ..backends import events as session_events
 from ..backends.base import VoiceSession
+from ..protocol import WriteEvent
+from ..protocol.session import LISTEN_TYPE, Flush, PlayedReport, SatelliteState, SessionStarted
 from .played_watch import PlayedWatch
-from .protocol import LISTEN_TYPE, Flush, PlayedReport, SatelliteState, SessionStarted
 
 _LOGGER = logging.getLogger(__name__)
 
-Write = Callable[[Event], Awaitable[None]]
 
 UPLINK_TYPES = {
     "audio-start", "audio-chunk", "audio-stop", "played",
@@ -62,7 +62,7 @@ class SessionLink:
         self,
         session: VoiceSession,
         started: SessionStarted,
-        write: Write,
+        write: WriteEvent,
         satellite: str,
         area: str | None = None,
         on_change: Callable[[SessionLink], None] | None = None,

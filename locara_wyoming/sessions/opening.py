@@ -8,7 +8,7 @@ from ..audio_format import PcmFormat
 from ..backends.base import HomeControl, SessionSettings, VoiceSession
 from ..backends.registry import Backends
 from ..config import LocaraConfig
-from .protocol import SessionStarted
+from ..protocol.session import SessionStarted
 from .routing import route
 
 

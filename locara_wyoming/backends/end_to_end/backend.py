@@ -8,18 +8,18 @@ from typing import Any
 
 from ...audio_format import PcmFormat
 from ...config import EndToEndModelConfig, LocaraConfig, PersonaConfig
-from ...helpers.engine import Engine, Persona
-from ...services.agent import ConversationAgent
-from ...services.stages import Stages
+from ...conversation.agent import ConversationAgent
+from ...engines.engine import Engine, Persona
+from ...stages.loading import Stages
 from ..base import SessionSettings, VoiceBackend, VoiceSession
 from .batcher import FrameBatcher, SlotUser
-from .helper_runner import HelperRunner
+from .engine_process import EngineProcessRunner
 from .runner import EngineFailedError, EngineRunner, ThreadRunner
 from .session import EndToEndSession
 from .weights import model_directory, model_entry
 
 HELPER_ENGINES = {"moshi-mlx-": "mlx", "personaplex-": "personaplex"}
-"""Prefixes whose library runs in a helper process of its own environment."""
+"""Prefixes whose library runs in an engine process of its own environment."""
 
 
 def _engine_name(model_id: str) -> str:
@@ -39,7 +39,7 @@ def make_runner(entry: EndToEndModelConfig) -> EngineRunner:
 
         def load() -> Engine:
             try:
-                from ...helpers.torch_engine import TorchMoshiEngine
+                from ...engines.torch_engine import TorchMoshiEngine
             except ImportError as error:
                 raise EngineFailedError(
                     f"{entry.id} needs PyTorch and moshi ({error}): scripts/setup.sh moshi"
@@ -48,11 +48,11 @@ def make_runner(entry: EndToEndModelConfig) -> EngineRunner:
 
         return ThreadRunner(load)
     command = [
-        entry.python or sys.executable, "-m", "locara_wyoming.helpers", "--engine", engine,
+        entry.python or sys.executable, "-m", "locara_wyoming.engines", "--engine", engine,
         "--model-dir", str(directory), "--slots", str(slots),
         "--device", entry.device, "--threads", str(entry.threads),
     ]  # fmt: skip
-    return HelperRunner(entry.id, command)
+    return EngineProcessRunner(entry.id, command)
 
 
 class EndToEndBackend(VoiceBackend):

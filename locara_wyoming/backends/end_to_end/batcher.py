@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...helpers.engine import FrameOutput, Persona
+from ...engines.engine import FrameOutput, Persona
 from ..base import BackendFullError
 from .frame_stats import FrameStats
 from .runner import EngineRunner

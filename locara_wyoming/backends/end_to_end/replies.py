@@ -13,7 +13,7 @@ import uuid
 from collections import deque
 
 from ...audio_format import PcmFormat, float_to_pcm16
-from ...helpers.engine import FrameOutput
+from ...engines.engine import FrameOutput
 from ..events import (
     ReplyAudio,
     ReplyFinished,

@@ -1,4 +1,4 @@
-"""Where an engine runs: in a worker thread of the server, or in a helper process."""
+"""Where an engine runs: in a worker thread of the server, or in an engine process."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from ...helpers.engine import Engine, FrameOutput, Persona
+from ...engines.engine import Engine, FrameOutput, Persona
 
 T = TypeVar("T")
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 
 from ...audio_format import PcmFormat
-from ...helpers.engine import FrameOutput
+from ...engines.engine import FrameOutput
 from ..base import VoiceSession
 from ..event_queue import EventQueue
 from ..events import SessionError, SessionEvent

@@ -25,7 +25,7 @@ import numpy as np
 from ...audio_format import PcmFormat
 from ...backends.base import HomeControl
 from ...config import PersonaConfig
-from ...services.agent import AgentReply, ConversationAgent
+from ...conversation.agent import AgentReply, ConversationAgent
 from ...stages.remote import RemoteServiceError
 from ...stages.stt import SpeechToText
 from ...stages.tts import TextToSpeech

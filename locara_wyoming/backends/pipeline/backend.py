@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ...audio_format import PcmFormat
 from ...config import LocaraConfig, PersonaConfig
-from ...services.agent import ConversationAgent
-from ...services.stages import Stages
+from ...conversation.agent import ConversationAgent
+from ...stages.loading import Stages
 from ...stages.vad import FRAME_SAMPLES, VAD_RATE
 from ..base import SessionSettings, VoiceBackend, VoiceSession
 from .session import PipelineSession

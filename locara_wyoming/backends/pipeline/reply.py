@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ...audio_format import PcmFormat
-from ...services.agent import AgentReply
+from ...conversation.agent import AgentReply
 from ...stages.tts import TextToSpeech
 from ...workers import Priority
 from ..events import ReplyAudio, ReplyText

@@ -24,8 +24,8 @@ from collections.abc import AsyncIterator
 import numpy as np
 
 from ...config import LocaraConfig
-from ...services.agent import ConversationAgent
-from ...services.stages import Stages
+from ...conversation.agent import ConversationAgent
+from ...stages.loading import Stages
 from ...stages.turn_end import SmartTurn
 from ...stages.vad import FRAME_SAMPLES, VAD_RATE
 from ..base import SessionSettings, VoiceSession

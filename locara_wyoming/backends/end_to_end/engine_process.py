@@ -1,4 +1,4 @@
-"""An engine in a helper process of its own environment (moshi_mlx, PersonaPlex).
+"""An engine in an engine process of its own environment (moshi_mlx, PersonaPlex).
 
 The helper is started once, when the server starts, and serves every session
 after that: no warm-up per session. If it dies, the next request fails with
@@ -16,8 +16,8 @@ import numpy as np
 from wyoming.error import Error
 from wyoming.event import Event, async_read_event, async_write_event
 
-from ...helpers import protocol
-from ...helpers.engine import FrameOutput, Persona
+from ...engines import messages
+from ...engines.engine import FrameOutput, Persona
 from .runner import EngineFailedError, EngineRunner
 
 _LOGGER = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ _LOGGER = logging.getLogger(__name__)
 STOP_GRACE_S = 5.0
 
 
-class HelperRunner(EngineRunner):
+class EngineProcessRunner(EngineRunner):
     def __init__(self, name: str, command: list[str]) -> None:
         self.name = name
         self.command = command
@@ -46,7 +46,7 @@ class HelperRunner(EngineRunner):
         )
         self._log_task = asyncio.create_task(self._pass_log(process), name=f"{self.name} log")
         ready = await self._read(process)
-        if ready.type != protocol.READY:
+        if ready.type != messages.READY:
             raise EngineFailedError(f"{self.name}: helper said {ready.type!r} instead of ready")
         data = ready.data
         self.sample_rate, self.frame_samples = int(data["sample_rate"]), int(data["frame_samples"])
@@ -86,13 +86,13 @@ class HelperRunner(EngineRunner):
             return await self._read(process)
 
     async def reset(self, slot: int, persona: Persona) -> None:
-        answer = await self._ask(protocol.reset_request(slot, persona))
+        answer = await self._ask(messages.reset_request(slot, persona))
         _LOGGER.debug(
             "%s: slot %d reset, %s prompt tokens", self.name, slot, answer.data.get("prompt_tokens")
         )
 
     async def step(self, frames: dict[int, np.ndarray]) -> tuple[dict[int, FrameOutput], float]:
-        return protocol.read_step_answer(await self._ask(protocol.step_request(frames)))
+        return messages.read_step_answer(await self._ask(messages.step_request(frames)))
 
     async def close(self) -> None:
         process, self._process = self._process, None

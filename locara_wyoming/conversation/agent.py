@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ..config import PersonaConfig
 from ..stages.llm import ChatMessage, ChatModel
 from ..workers import Urgency
-from .history import Conversation, ConversationStore, Turn
+from .history import ConversationHistory, ConversationStore, Turn
 
 
 @dataclass
@@ -20,7 +20,7 @@ class AgentReply:
 
     turn: Turn
     pieces: AsyncGenerator[str, None]
-    conversation: Conversation
+    conversation: ConversationHistory
     urgency: Urgency
     """The priority of the pieces still to come: its reader lowers it to LATER once the
     first clause is out, so that other rooms' first clauses go before the rest."""
@@ -68,7 +68,7 @@ class ConversationAgent:
         turn: Turn,
         persona: PersonaConfig,
         conversation_id: str,
-        conversation: Conversation,
+        conversation: ConversationHistory,
         urgency: Urgency,
     ) -> AsyncGenerator[str, None]:
         written = ""

@@ -12,11 +12,11 @@ import numpy as np
 
 from ..audio_format import MonoConverter
 from ..config import LocaraConfig
-from ..stages.llm import ChatMessage, ChatModel, create_llm
-from ..stages.stt import STT_RATE, SpeechToText, create_stt
-from ..stages.tts import TextToSpeech, VoiceNotFoundError, create_tts
-from ..stages.turn_end import SmartTurn, create_turn_end
-from ..stages.vad import SileroVad
+from .llm import ChatMessage, ChatModel, create_llm
+from .stt import STT_RATE, SpeechToText, create_stt
+from .tts import TextToSpeech, VoiceNotFoundError, create_tts
+from .turn_end import SmartTurn, create_turn_end
+from .vad import SileroVad
 
 _LOGGER = logging.getLogger(__name__)
 

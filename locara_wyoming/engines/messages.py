@@ -1,7 +1,7 @@
-"""The helper protocol: how the server drives an engine in another process.
+"""The engine messages: how the server drives an engine in another process.
 
 A model whose library cannot share the server's environment (moshi_mlx; PersonaPlex,
-whose package is also named `moshi`) runs in a helper process of its own
+whose package is also named `moshi`) runs in an engine process of its own
 environment. The two speak Wyoming events over the helper's stdin and stdout:
 
     helper -> server  locara-helper-ready  {engine, sample_rate, frame_samples, slots}

@@ -3,7 +3,7 @@
 An engine holds one loaded model with a fixed number of conversation slots. It is
 blocking and not thread-safe: one thread (the backend's worker, or a helper
 process's main loop) calls it. It imports nothing of the server, so that it runs
-in a helper process whose environment has only `wyoming` and numpy besides the
+in an engine process whose environment has only `wyoming` and numpy besides the
 model's own library.
 """
 

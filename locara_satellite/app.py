@@ -22,7 +22,7 @@ from wyoming.wake import Detection
 
 from locara_wyoming.client.echo_gate import EchoGate, EchoGatedSource
 from locara_wyoming.client.session import AudioSource, SessionClient, SessionError
-from locara_wyoming.sessions.protocol import (
+from locara_wyoming.protocol.session import (
     LISTEN_TYPE,
     Flush,
     SatelliteState,

@@ -18,7 +18,7 @@ class Turn:
 
 
 @dataclass
-class Conversation:
+class ConversationHistory:
     turns: deque[Turn]
     last_used: float = field(default=0.0)
 
@@ -54,7 +54,7 @@ class Conversation:
 
 class ConversationStore:
     """Keeps at most the last `max_turns` turns of each conversation (see
-    `Conversation.add`) for `ttl_s` since its last use.
+    `ConversationHistory.add`) for `ttl_s` since its last use.
 
     At most `max_conversations` are kept; the least recently used goes first.
     """
@@ -70,17 +70,17 @@ class ConversationStore:
         self.ttl_s = ttl_s
         self.max_conversations = max_conversations
         self._clock = clock
-        self._conversations: OrderedDict[str, Conversation] = OrderedDict()
+        self._conversations: OrderedDict[str, ConversationHistory] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._conversations)
 
-    def get(self, conversation_id: str) -> Conversation:
+    def get(self, conversation_id: str) -> ConversationHistory:
         now = self._clock()
         self._expire(now)
         conversation = self._conversations.pop(conversation_id, None)
         if conversation is None:
-            conversation = Conversation(turns=deque(maxlen=self.max_turns))
+            conversation = ConversationHistory(turns=deque(maxlen=self.max_turns))
         conversation.last_used = now
         self._conversations[conversation_id] = conversation
         while len(self._conversations) > self.max_conversations:

@@ -1,6 +1,6 @@
 """NVIDIA PersonaPlex: Moshi conditioned on a persona's text prompt and voice prompt.
 
-PersonaPlex ships its own package named `moshi`, so it runs in a helper process
+PersonaPlex ships its own package named `moshi`, so it runs in an engine process
 of its own environment. Its generator takes the prompts at a conversation's start
 (`load_voice_prompt`, `text_prompt_tokens`, `step_system_prompts`); everything
 else is Moshi's streaming loop, shared with `TorchMoshiEngine`. It serves one

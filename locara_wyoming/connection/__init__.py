@@ -1,0 +1,1 @@
+"""One client connection: the bounded reader, the writer, and the dispatch to programs."""

@@ -1,0 +1,1 @@
+"""A conversation: its bounded history and the agent that answers as a persona."""
