@@ -7,11 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
+from .errors import BadAudioFormat
+
 MAX_RATE = 384_000
 MAX_CHANNELS = 32
 
 
-class AudioFormatError(ValueError):
+class AudioFormatError(BadAudioFormat, ValueError):
     """An audio format the server cannot use."""
 
 

@@ -16,13 +16,14 @@ from wyoming.server import AsyncEventHandler, AsyncServer, AsyncStdioServer
 
 from .backends.registry import Backends
 from .config import LocaraConfig
+from .connection.handler import WyomingConnection
 from .control.service import ControlService
 from .conversation.agent import ConversationAgent
 from .conversation.history import ConversationStore
 from .loop_watch import LoopWatch
 from .memory_release import MemoryReleaser
-from .services.connection import ServerContext, WyomingConnection
-from .services.info import build_info
+from .server_context import ServerContext
+from .sessions.registry import SessionRegistry
 from .stages.loading import load_stages
 from .zeroconf_advertiser import ZeroconfAdvertiser, advertised_address, instance_name
 
@@ -70,6 +71,7 @@ class LocaraServer:
         self.data_dir = Path(config.server.data_dir).expanduser()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._context: ServerContext | None = None
+        self._control: ControlService | None = None
         self._server = AsyncServer.from_uri(config.server.uri)
         self._allowed = config.server.allowed_networks()
         self.name = instance_name(config.server.zeroconf_name)
@@ -77,7 +79,7 @@ class LocaraServer:
     def _connect(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> AsyncEventHandler:
-        assert self._context is not None
+        assert self._context is not None and self._control is not None
         if not client_allowed(writer.get_extra_info("peername"), self._allowed):
             return RefusedConnection(
                 "forbidden", "this address is not in server.allowed_clients", reader, writer
@@ -86,7 +88,9 @@ class LocaraServer:
         if len(self.connections) >= limit:
             reason = f"server is at its limit of {limit} connections"
             return RefusedConnection("busy", reason, reader, writer)
-        connection = WyomingConnection(self._context, reader, writer, on_close=self._closed)
+        connection = WyomingConnection(
+            self._context, self._control, reader, writer, on_close=self._closed
+        )
         self.connections.add(connection)
         return connection
 
@@ -103,15 +107,11 @@ class LocaraServer:
         )
         agent = ConversationAgent(stages.llm, store)
         backends = Backends(stages, agent, config)
-        self._context = ServerContext(
-            config=config,
-            stages=stages,
-            agent=agent,
-            info=build_info(stages, config),
-            backends=backends,
-            control=control,
-        )
-        control.attach(self._context)
+        # The registry reads the configuration that is live when a session opens.
+        sessions = SessionRegistry(backends, lambda: context.config, control.home_control)
+        context = self._context = ServerContext(config, stages, agent, backends, sessions)
+        self._control = control
+        control.attach(context)
         try:
             await backends.start_configured()
         except BaseException:

@@ -25,12 +25,14 @@ from concurrent.futures import ThreadPoolExecutor
 from enum import IntEnum
 from typing import ClassVar, TypeVar
 
+from .errors import Busy
+
 T = TypeVar("T")
 
 _END = object()
 
 
-class ModelBusyError(Exception):
+class ModelBusyError(Busy):
     """A model stayed busy longer than the configured wait."""
 
 

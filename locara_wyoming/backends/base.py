@@ -11,10 +11,11 @@ import numpy as np
 
 from ..audio_format import PcmFormat
 from ..config import EndOfTurn, PersonaConfig
+from ..errors import Busy
 from .events import SessionEvent
 
 
-class BackendFullError(Exception):
+class BackendFullError(Busy):
     """The backend serves as many sessions as it can; the message says how many."""
 
 

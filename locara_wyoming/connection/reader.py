@@ -15,6 +15,8 @@ from typing import Any
 
 from wyoming.event import Event
 
+from ..errors import LocaraError
+
 MAX_TYPE_CHARS = 64
 
 
@@ -25,13 +27,12 @@ class ReadLimits:
     max_payload_bytes: int
 
 
-class ProtocolError(Exception):
+class ProtocolError(LocaraError):
     """The peer broke the framing; the connection cannot go on."""
 
     def __init__(self, code: str, text: str) -> None:
         super().__init__(text)
         self.code = code
-        self.text = text
 
 
 def _length(header: dict[str, Any], key: str, limit: int) -> int:

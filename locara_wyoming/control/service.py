@@ -12,25 +12,24 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wyoming.event import Event
 
 from .. import __version__
-from ..backends.base import BackendFullError, HomeControl
+from ..backends.base import HomeControl
 from ..backends.registry import check_configured_backends, configured_backends
 from ..config import ConfigError, LocaraConfig
+from ..errors import LocaraError
 from ..protocol import WriteEvent
+from ..server_context import ServerContext
 from ..sessions.link import SatelliteGoneError, SessionLink
-from ..sessions.opening import open_session
+from ..sessions.registry import SessionChange
 from ..sessions.routing import route
 from ..stages.tts import VoiceNotFoundError
 from .hub import SERVER_PUSH, SETTINGS_PUSH, ControlHub, SatelliteRecord, Subscriber
 from .identity import Identity, load_identity
 from .settings import SettingsFile, settings_of, with_settings
-
-if TYPE_CHECKING:
-    from ..services.connection import ServerContext
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -42,13 +41,12 @@ CONTROL_TYPES = {SUBSCRIBE, SET_SETTINGS, ANNOUNCE, HOME_ANSWER}
 HOME_CONTROL_MODES = ["home_assistant_first", "llm_only"]
 
 
-class ControlError(Exception):
+class ControlError(LocaraError):
     """A control request refused; answered with an `error` of `code` repeating its id."""
 
     def __init__(self, code: str, text: str) -> None:
         super().__init__(text)
         self.code = code
-        self.text = text
 
 
 @dataclass
@@ -92,6 +90,7 @@ class ControlService:
 
     def attach(self, context: ServerContext) -> None:
         self._context = context
+        context.sessions.add_listener(self.session_changed)
 
     @property
     def context(self) -> ServerContext:
@@ -171,9 +170,8 @@ class ControlService:
             await self._start_new_backends(changed)
             self.settings_file.save(changed)
             previous, context.config = context.config, changed
-            context.refresh_info()
             _LOGGER.info("Settings changed: %s", ", ".join(sorted(changes)))
-            await self._apply_to_sessions(previous, changed)
+            await context.sessions.apply_settings(previous, changed)
         settings = settings_of(changed)
         self.hub.push(
             Event(type=SETTINGS_PUSH, data={"settings": settings, "options": self.options()})
@@ -199,35 +197,6 @@ class ControlService:
                 await backends.discard(model_id)
                 raise ControlError("bad-request", f"cannot start {model_id}: {error}") from None
 
-    async def _apply_to_sessions(self, previous: LocaraConfig, config: LocaraConfig) -> None:
-        for link in list(self.context.sessions.values()):
-            link.muted = link.satellite in config.muted
-            if route(previous, link.satellite, link.area) != route(
-                config, link.satellite, link.area
-            ):
-                await self._move(link, config)
-            self.session_changed(link)
-
-    async def _move(self, link: SessionLink, config: LocaraConfig) -> None:
-        session_id = link.started.session_id
-        try:
-            opened = await open_session(
-                self.context.backends, config, session_id, link.satellite, link.area,
-                self.home_control(session_id, link.satellite, link.area),
-            )  # fmt: skip
-        except BackendFullError as error:
-            _LOGGER.warning("%s stays on %s: %s", link.satellite, link.started.backend, error)
-            return
-        try:
-            await link.move(opened.session, opened.started)
-        except SatelliteGoneError as error:
-            _LOGGER.info("Not moved: %s", error)
-            return
-        _LOGGER.info(
-            "Session %s (%s) moved to %s as %s",
-            session_id, link.satellite, opened.started.backend, opened.started.persona,
-        )  # fmt: skip
-
     # -- announcements --------------------------------------------------------------
 
     async def announce(self, data: dict[str, Any]) -> list[str]:
@@ -240,11 +209,10 @@ class ControlService:
             raise ControlError("too-large", f"text of {len(text)} characters is over {limit}")
         if not isinstance(satellite, str) and not isinstance(area, str):
             raise ControlError("bad-request", "an announcement needs a satellite or an area")
-        links = [
-            link
-            for link in context.sessions.values()
-            if link.satellite == satellite or (area is not None and link.area == area)
-        ]
+        links = context.sessions.find(
+            satellite if isinstance(satellite, str) else None,
+            area if isinstance(area, str) else None,
+        )
         if not links:
             where = f"satellite {satellite!r}" if satellite else f"area {area!r}"
             raise ControlError("not-found", f"no connected satellite in {where}")
@@ -273,11 +241,13 @@ class ControlService:
     def home_control(self, session_id: str, satellite: str, area: str | None) -> HomeControl:
         return HomeAssistantLink(self.hub, session_id, satellite, area)
 
-    def session_changed(self, link: SessionLink, connected: bool = True) -> None:
+    def session_changed(self, link: SessionLink, change: SessionChange) -> None:
+        """A session opened, changed or closed: its satellite's record, and the server's
+        state when the number of sessions or the last reply's latency changed."""
+        connected = change is not SessionChange.CLOSED
         latency = link.take_latency()
         if latency is not None:
             self.last_v2v_ms = latency
-            self.push_server_state()
         self.hub.update_satellite(
             SatelliteRecord(
                 name=link.satellite,
@@ -292,6 +262,8 @@ class ControlService:
                 last_reply=link.last_reply,
             )
         )
+        if latency is not None or change is not SessionChange.CHANGED:
+            self.push_server_state()
 
     def push_server_state(self) -> None:
         self.hub.push(Event(type=SERVER_PUSH, data=self.server_state()))

@@ -17,6 +17,7 @@ from typing import Any
 from wyoming.event import Event, Eventable
 
 from ..audio_format import PcmFormat
+from ..errors import BadRequest
 
 PROTOCOL_VERSION = 1
 REQUEST_KEY = "locara"
@@ -30,8 +31,8 @@ SATELLITE_STATES = ("idle", "listening", "thinking", "speaking")
 """What a satellite may say it is doing; `connecting` it cannot say."""
 
 
-class SessionRequestError(ValueError):
-    pass
+class SessionRequestError(BadRequest, ValueError):
+    """A `run-pipeline` whose session request is missing or malformed."""
 
 
 def _format_dict(audio: PcmFormat) -> dict[str, int]:

@@ -27,7 +27,9 @@ from wyoming.wake import Detection
 from ..audio_format import MonoConverter, PcmFormat
 from ..backends import events as session_events
 from ..backends.base import VoiceSession
+from ..errors import BadAudioFormat, OutOfOrder
 from ..protocol import WriteEvent
+from ..protocol.parsing import parse_event
 from ..protocol.session import LISTEN_TYPE, Flush, PlayedReport, SatelliteState, SessionStarted
 from .played_watch import PlayedWatch
 
@@ -118,15 +120,15 @@ class SessionLink:
     # -- uplink ---------------------------------------------------------------------
 
     def handle(self, event: Event) -> None:
-        """An uplink event; raises SessionEnded on `audio-stop`, ValueError on bad input."""
+        """An uplink event; raises SessionEnded on `audio-stop`, a LocaraError on bad input."""
         if AudioStart.is_type(event.type):
-            start = AudioStart.from_event(event)
+            start = parse_event(AudioStart, event, BadAudioFormat)
             self._source_format = PcmFormat(start.rate, start.width, start.channels)
             self._converter = MonoConverter(self._source_format, self.started.input.rate)
         elif AudioChunk.is_type(event.type):
             if self._converter is None:
-                raise ValueError("audio-chunk before audio-start")
-            samples = self._converter.convert(AudioChunk.from_event(event).audio)
+                raise OutOfOrder("audio-chunk before audio-start")
+            samples = self._converter.convert(parse_event(AudioChunk, event, BadAudioFormat).audio)
             self.session.push_audio(samples * 0 if self.muted else samples)
         elif AudioStop.is_type(event.type):
             raise SessionEnded
@@ -139,7 +141,7 @@ class SessionLink:
             self._set_state(SatelliteState.from_event(event).state)
             _LOGGER.info("%s: %s", self.satellite, self.state)
         elif Detection.is_type(event.type):
-            self.last_wake_word = Detection.from_event(event).name
+            self.last_wake_word = parse_event(Detection, event).name
             _LOGGER.info("%s: woken by %s", self.satellite, self.last_wake_word)
         elif VoiceStarted.is_type(event.type) or VoiceStopped.is_type(event.type):
             self.user_speaking = VoiceStarted.is_type(event.type)

@@ -10,11 +10,13 @@ from wyoming.client import AsyncClient
 from wyoming.error import Error
 from wyoming.event import Event
 
+from ..errors import RemoteFailed
+
 CONNECT_TIMEOUT_S = 10.0
 REPLY_TIMEOUT_S = 60.0
 
 
-class RemoteServiceError(Exception):
+class RemoteServiceError(RemoteFailed):
     """A remote service (another Wyoming server, an OpenAI-compatible endpoint) was
     unreachable, failed or answered with an error."""
 

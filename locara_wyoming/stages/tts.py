@@ -18,12 +18,13 @@ from wyoming.tts import Synthesize, SynthesizeVoice
 from ..audio_format import PcmFormat
 from ..config import EMBEDDED, LimitsConfig, TtsConfig
 from ..embedded_models import PIPER_JOE
+from ..errors import NotFound
 from ..workers import ModelWorker, Priority
 from .description import ModelDescription
 from .remote import RemoteServiceError, read_until, wyoming_connection
 
 
-class VoiceNotFoundError(LookupError):
+class VoiceNotFoundError(NotFound, LookupError):
     """A request named a voice or speaker the server does not have."""
 
 

@@ -1,9 +1,10 @@
-"""The `info` answer to `describe`: what this server really offers."""
+"""`describe` and `select-program`: what this server really offers, as `info`."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from wyoming.event import Event
 from wyoming.info import (
     AsrModel,
     AsrProgram,
@@ -11,6 +12,7 @@ from wyoming.info import (
     HandleModel,
     HandleProgram,
     Info,
+    SelectProgram,
     TtsProgram,
     TtsVoice,
     TtsVoiceSpeaker,
@@ -18,8 +20,11 @@ from wyoming.info import (
 
 from .. import __version__
 from ..config import LocaraConfig
+from ..errors import NotFound
+from ..protocol.parsing import parse_event
 from ..stages.description import ModelDescription
 from ..stages.loading import Stages
+from .program import Handler, ProgramLink
 
 ASR_PROGRAM = "locara-asr"
 TTS_PROGRAM = "locara-tts"
@@ -86,3 +91,26 @@ def build_info(stages: Stages, config: LocaraConfig) -> Info:
             )
         ],
     )
+
+
+class DescribeProgram:
+    """Answers from the configuration as it is now: a settings change shows at once."""
+
+    def __init__(self, link: ProgramLink) -> None:
+        self._link = link
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"describe": self._describe, "select-program": self._select}
+
+    def _info(self) -> Info:
+        return build_info(self._link.context.stages, self._link.context.config)
+
+    async def _describe(self, event: Event) -> None:
+        await self._link.write(self._info().event())
+
+    async def _select(self, event: Event) -> None:
+        name = parse_event(SelectProgram, event).name
+        info = self._info()
+        programs = [p.name for p in (*info.asr, *info.tts, *info.handle)]
+        if name not in programs:
+            raise NotFound(f"no program named {name!r}; programs: {programs}")

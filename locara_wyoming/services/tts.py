@@ -11,10 +11,21 @@ import contextlib
 from collections.abc import Iterable
 
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.event import Event
+from wyoming.tts import (
+    Synthesize,
+    SynthesizeChunk,
+    SynthesizeStart,
+    SynthesizeStopped,
+    SynthesizeVoice,
+)
 
 from ..backends.pipeline.clauses import SpeechChunker, split_for_speech
+from ..errors import OutOfOrder, TooLarge
 from ..protocol import WriteEvent
+from ..protocol.parsing import parse_event
 from ..stages.tts import TextToSpeech
+from .program import Handler, ProgramLink
 
 SAMPLES_PER_CHUNK = 1024
 
@@ -81,7 +92,7 @@ class StreamingSynthesis:
     def add_text(self, text: str) -> None:
         self._received_chars += len(text)
         if self._received_chars > self._max_chars:
-            raise ValueError(f"streamed text longer than {self._max_chars} characters")
+            raise TooLarge(f"streamed text longer than {self._max_chars} characters")
         for piece in self._chunker.add(text):
             self._pieces.put_nowait(piece)
 
@@ -98,3 +109,70 @@ class StreamingSynthesis:
     async def _speak_queued(self) -> None:
         while (piece := await self._pieces.get()) is not None:
             await speak_pieces(self._tts, [piece], self._voice, self._speaker, self._write)
+
+
+class TtsProgram:
+    """`synthesize`, and the streaming `synthesize-start` … `synthesize-stop`."""
+
+    def __init__(self, link: ProgramLink) -> None:
+        self._link = link
+        self._stream: StreamingSynthesis | None = None
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "synthesize": self._synthesize,
+            "synthesize-start": self._start_stream,
+            "synthesize-chunk": self._stream_text,
+            "synthesize-stop": self._finish_stream,
+        }
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.cancel()
+
+    def _voice(self, voice: SynthesizeVoice | None) -> tuple[str, str | None]:
+        tts = self._link.context.stages.tts
+        if voice is None:
+            return tts.default_voice, None
+        return tts.resolve_voice(voice.name, voice.language), voice.speaker
+
+    async def _synthesize(self, event: Event) -> None:
+        if self._stream is not None:  # during a stream it is the backwards-compatible copy
+            return
+        request = parse_event(Synthesize, event)
+        self._link.check_length(request.text)
+        voice, speaker = self._voice(request.voice)
+        tts, write = self._link.context.stages.tts, self._link.write
+        self._link.enqueue(lambda: speak(tts, request.text, voice, speaker, write))
+
+    async def _start_stream(self, event: Event) -> None:
+        if self._stream is not None:
+            raise OutOfOrder("synthesize-start while a stream is open")
+        voice, speaker = self._voice(parse_event(SynthesizeStart, event).voice)
+        context = self._link.context
+        self._stream = StreamingSynthesis(
+            context.stages.tts,
+            voice,
+            speaker,
+            self._link.write,
+            context.config.limits.max_text_chars,
+        )
+
+    async def _stream_text(self, event: Event) -> None:
+        if self._stream is None:
+            raise OutOfOrder("synthesize-chunk before synthesize-start")
+        text = parse_event(SynthesizeChunk, event).text
+        self._link.check_length(text)
+        self._stream.add_text(text)
+
+    async def _finish_stream(self, event: Event) -> None:
+        stream, self._stream = self._stream, None
+        if stream is None:
+            raise OutOfOrder("synthesize-stop before synthesize-start")
+        write = self._link.write
+
+        async def finish() -> None:
+            await stream.finish()
+            await write(SynthesizeStopped().event())
+
+        self._link.enqueue(finish)

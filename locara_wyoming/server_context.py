@@ -1,0 +1,23 @@
+"""What every connection shares: the live configuration, the warm stages and the sessions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .backends.registry import Backends
+from .config import LocaraConfig
+from .conversation.agent import ConversationAgent
+from .sessions.registry import SessionRegistry
+from .stages.loading import Stages
+
+
+@dataclass
+class ServerContext:
+    config: LocaraConfig
+    """The configuration as it is now. It is owned here and replaced only by the control
+    service, under its settings lock, when Home Assistant changes a setting: read it at
+    the moment of use, never keep a copy."""
+    stages: Stages
+    agent: ConversationAgent
+    backends: Backends
+    sessions: SessionRegistry
