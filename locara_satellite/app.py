@@ -21,7 +21,7 @@ from wyoming.vad import VoiceStarted, VoiceStopped
 from wyoming.wake import Detection
 
 from locara_wyoming.client.echo_gate import EchoGate, EchoGatedSource
-from locara_wyoming.client.session import AudioSource, SessionClient, SessionError
+from locara_wyoming.client.session import AudioSource, SessionClient, SessionFailedError
 from locara_wyoming.protocol.session import (
     LISTEN_TYPE,
     Flush,
@@ -128,11 +128,11 @@ class Satellite:
             try:
                 await self.client.run()
                 return
-            except (OSError, SessionError) as error:
+            except (OSError, SessionFailedError) as error:
                 if self.client.started is not None:
                     self.session_id = self.client.started.session_id
                     retry_s = FIRST_RETRY_S
-                elif isinstance(error, SessionError):
+                elif isinstance(error, SessionFailedError):
                     self.session_id = None  # refused: start afresh next time
                 _LOGGER.warning("Server %s: %s; trying again in %g s", uri, error, retry_s)
             finally:

@@ -24,7 +24,7 @@ class Activation(StrEnum):
     """It is always open: for a quiet room with nothing that talks."""
 
 
-class _Section(BaseModel):
+class _SatelliteSection(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -32,7 +32,7 @@ Device = int | str | None
 """A sound device by index or (part of its) name; None for the system default."""
 
 
-class AudioSettings(_Section):
+class AudioSettings(_SatelliteSection):
     mic_device: Device = None
     speaker_device: Device = None
     volume: Annotated[float, Field(ge=0.0, le=4.0)] = 1.0
@@ -42,7 +42,7 @@ class AudioSettings(_Section):
     """Send the speaker's own echo as silence (for devices without echo cancellation)."""
 
 
-class ActivationSettings(_Section):
+class ActivationSettings(_SatelliteSection):
     mode: Activation = Activation.WAKE
     wake_word: str = "okay_nabu"
     idle_s: Annotated[float, Field(gt=0.0)] = 8.0
@@ -68,7 +68,7 @@ class ActivationSettings(_Section):
         return value
 
 
-class SatelliteConfig(_Section):
+class SatelliteConfig(_SatelliteSection):
     name: Annotated[str, Field(min_length=1)] = Field(default_factory=socket.gethostname)
     area: str | None = None
     server: str | None = None

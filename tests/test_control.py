@@ -20,7 +20,7 @@ from wyoming.client import AsyncClient, AsyncTcpClient
 from wyoming.event import Event
 
 from locara_wyoming.bench.server_process import ServerProcess
-from locara_wyoming.client.frame_stream import open_session
+from locara_wyoming.client.frame_stream import request_session
 from locara_wyoming.config import LocaraConfig, PersonaConfig
 from locara_wyoming.control.settings import SettingsFile
 from locara_wyoming.protocol.session import SessionRequest
@@ -243,7 +243,7 @@ async def test_requests_are_answered_when_a_satellite_leaves_as_they_act_on_it(
     async with control(server.host, server.port, token_of(server)) as hub:
         for round_ in range(12):
             async with AsyncClient.from_uri(server.uri) as client:
-                await open_session(client, SessionRequest("loft", area="Loft"))
+                await request_session(client, SessionRequest("loft", area="Loft"))
                 if round_ % 3 == 2:
                     request = hub.request("locara-announce", text="Dinner is ready.", area="Loft")
                 else:

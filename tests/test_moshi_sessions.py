@@ -21,7 +21,7 @@ from wyoming.client import AsyncClient
 from wyoming.event import Event
 
 from locara_wyoming.bench.server_process import ServerProcess, ServerStartError
-from locara_wyoming.client.frame_stream import FrameStream, SessionRefusedError, open_session
+from locara_wyoming.client.frame_stream import FrameStream, SessionRefusedError, request_session
 from locara_wyoming.engines.tiny_moshi import make_tiny_moshi
 from locara_wyoming.protocol.session import SessionRequest
 
@@ -123,7 +123,7 @@ async def test_two_sessions_share_batches_and_a_third_is_refused(
     await asyncio.sleep(1.0)
     async with AsyncClient.from_uri(moshi_server.uri) as client:
         with pytest.raises(SessionRefusedError) as refused:
-            await open_session(client, SessionRequest("room-3"))
+            await request_session(client, SessionRequest("room-3"))
     assert refused.value.code == "busy"
     assert "moshi-tiny serves at most 2 sessions at once" in str(refused.value)
     records = await asyncio.gather(*running)

@@ -10,7 +10,7 @@ import pytest
 
 from locara_wyoming.bench.server_process import ServerProcess
 from locara_wyoming.client.scripted import ScriptedSatellite
-from locara_wyoming.client.session import SessionError
+from locara_wyoming.client.session import SessionFailedError
 
 from .conftest import Speech
 
@@ -28,8 +28,8 @@ async def test_a_room_whose_server_goes_away_fails_instead_of_waiting(
         await server.stop()  # with the session open
     # Nothing takes the microphone's audio any more; it used to wait for that forever.
     async with asyncio.timeout(30):
-        with pytest.raises(SessionError, match="the session ended while speaking"):
+        with pytest.raises(SessionFailedError, match="the session ended while speaking"):
             await room.say(speech.at_16k("Is anyone there?"))
     assert room.ended
-    with pytest.raises(SessionError, match="closed the connection"):
+    with pytest.raises(SessionFailedError, match="closed the connection"):
         await room.stop()

@@ -35,7 +35,7 @@ class Stamped:
 
 
 @dataclass(frozen=True)
-class Reply:
+class ServerReply:
     sent_at: float
     events: list[Stamped]
 
@@ -61,7 +61,7 @@ async def exchange(
     events: Sequence[Event],
     done: Callable[[str], bool],
     timeout_s: float = REPLY_TIMEOUT_S,
-) -> Reply:
+) -> ServerReply:
     """Send `events`, then collect every reply event up to one for which `done` is true."""
     async with AsyncClient.from_uri(uri) as client:
         for event in events:
@@ -77,7 +77,7 @@ async def exchange(
                 if Error.is_type(event.type):
                     raise ServerReplyError(Error.from_event(event).text)
                 if done(event.type):
-                    return Reply(sent_at, received)
+                    return ServerReply(sent_at, received)
 
 
 def audio_events(pcm: bytes, audio: PcmFormat, chunk_seconds: float = 0.1) -> list[Event]:
@@ -95,28 +95,28 @@ def audio_events(pcm: bytes, audio: PcmFormat, chunk_seconds: float = 0.1) -> li
 
 async def transcribe(
     uri: str, pcm: bytes, audio: PcmFormat, language: str | None = None, streaming: bool = True
-) -> Reply:
+) -> ServerReply:
     """`streaming`: the reply ends with `transcript-stop` (ours; some send only `transcript`)."""
     request = [Transcribe(language=language).event(), *audio_events(pcm, audio)]
     last = "transcript-stop" if streaming else "transcript"
     return await exchange(uri, request, lambda t: t == last)
 
 
-def transcript_text(reply: Reply) -> str:
+def transcript_text(reply: ServerReply) -> str:
     return Transcript.from_event(reply.of_type(Transcript.is_type)[0].event).text
 
 
-async def synthesize(uri: str, text: str, voice: str | None = None) -> Reply:
+async def synthesize(uri: str, text: str, voice: str | None = None) -> ServerReply:
     request = Synthesize(text=text, voice=SynthesizeVoice(name=voice) if voice else None)
     return await exchange(uri, [request.event()], AudioStop.is_type)
 
 
-async def handle(uri: str, text: str, conversation_id: str | None) -> Reply:
+async def handle(uri: str, text: str, conversation_id: str | None) -> ServerReply:
     context = {"conversation_id": conversation_id} if conversation_id else None
     request = Transcript(text=text, context=context)
     return await exchange(uri, [request.event()], HandledStop.is_type)
 
 
-def handled_text(reply: Reply) -> str:
+def handled_text(reply: ServerReply) -> str:
     final = reply.of_type(lambda t: Handled.is_type(t) or NotHandled.is_type(t))[0].event
     return str(final.data.get("text") or "")

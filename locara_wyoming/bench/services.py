@@ -28,7 +28,7 @@ ASR_SECONDS = 3.0
 HANDLE_TEXT = "Give me one idea for dinner tonight."
 
 
-def _utterance(reply: client.Reply, seconds: float) -> tuple[bytes, PcmFormat]:
+def _utterance(reply: client.ServerReply, seconds: float) -> tuple[bytes, PcmFormat]:
     """The reply's speech, padded with silence (or cut) to exactly `seconds`."""
     audio = reply.audio_format()
     wanted = int(seconds * audio.rate) * audio.frame_bytes

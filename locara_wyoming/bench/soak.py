@@ -36,7 +36,7 @@ REPLY_TIMEOUT_S = 120.0
 INTERRUPT_AFTER_S = 1.5
 SETTLE_S = 3.0
 FAILURES = (TimeoutError, RuntimeError, ConnectionError, OSError)
-"""What fails a turn (`SessionError` is a RuntimeError); anything else is a bug here."""
+"""What fails a turn (`SessionFailedError` is a RuntimeError); anything else is a bug here."""
 PAUSE_EVERY_MIN = 10.0
 """Every this many minutes every room finishes its turn and hangs up, and the server's
 resident memory is read with none connected, as at the start and the end: idle readings
@@ -62,7 +62,7 @@ class RoomTally:
 
 
 @dataclass(frozen=True)
-class Spoken:
+class SoakSpeech:
     questions: list[np.ndarray]
     story: np.ndarray
     interruption: np.ndarray
@@ -77,7 +77,7 @@ async def _ask(room: ScriptedSatellite, question: np.ndarray) -> None:
 
 
 async def _room(
-    server: ServerProcess, name: str, spoken: Spoken, until: float, turns: int | None = None
+    server: ServerProcess, name: str, spoken: SoakSpeech, until: float, turns: int | None = None
 ) -> RoomTally:
     """Turns until `until` (or `turns` of them, if sooner)."""
     tally = RoomTally()
@@ -154,7 +154,7 @@ def _fds(pid: int) -> int:
 
 
 async def _rooms(
-    server: ServerProcess, spoken: Spoken, sessions: int, until: float, turns: int | None = None
+    server: ServerProcess, spoken: SoakSpeech, sessions: int, until: float, turns: int | None = None
 ) -> list[RoomTally]:
     """Every room talking at once; returns once all have hung up and the server settled."""
     tallies = await asyncio.gather(
@@ -172,7 +172,7 @@ def slope_per_hour(minutes: list[float], levels: list[float]) -> float:
 
 
 async def _soak(
-    server: ServerProcess, spoken: Spoken, minutes: float, sessions: int, warm_up_min: float
+    server: ServerProcess, spoken: SoakSpeech, minutes: float, sessions: int, warm_up_min: float
 ) -> dict[str, Any]:
     rss_idle = rss_mb(server.pid)
     progress(f"Warming up: {sessions} rooms talking for {warm_up_min:g} minutes…")
@@ -257,7 +257,7 @@ def run_soak_bench(
         return 2
     progress("Speaking the utterances with Piper…")
     story, interruption = utterances.synthesize([utterances.STORY_REQUEST, utterances.INTERRUPTION])
-    spoken = Spoken(utterances.synthesize(utterances.QUESTIONS), story, interruption)
+    spoken = SoakSpeech(utterances.synthesize(utterances.QUESTIONS), story, interruption)
 
     async def soak(server: ServerProcess) -> dict[str, Any]:
         return await _soak(server, spoken, minutes, sessions, warm_up_min)

@@ -118,7 +118,7 @@ async def _quiet(room: ScriptedSatellite) -> bool:
     return False
 
 
-def _add_timings(tally: Tally, room: ScriptedSatellite, answer: Answer) -> None:
+def _add_timings(tally: Tally, room: ScriptedSatellite, answer: TimedAnswer) -> None:
     """The server's stage times for an audible answer, and whether it was cut although
     the user had stopped (a false barge-in)."""
     assert answer.reply is not None
@@ -136,7 +136,7 @@ def _add_timings(tally: Tally, room: ScriptedSatellite, answer: Answer) -> None:
 
 
 @dataclass(frozen=True)
-class Answer:
+class TimedAnswer:
     reply_id: str
     reply: ReplyPlayback | None
     """None: the reply ended with nothing to say."""
@@ -144,16 +144,16 @@ class Answer:
     """From the real end to the reply audible (or ended, when silent)."""
 
 
-async def _answer(room: ScriptedSatellite, end: float, timeout_s: float) -> Answer | None:
+async def _answer(room: ScriptedSatellite, end: float, timeout_s: float) -> TimedAnswer | None:
     """The first reply after the real end `end`; None if none came within `timeout_s`."""
     try:
         reply_id, reply = await room.answer_after(end, timeout_s)
     except TimeoutError:
         return None
     if reply is not None:
-        return Answer(reply_id, reply, 1000 * float((reply.audible_at or end) - end))
+        return TimedAnswer(reply_id, reply, 1000 * float((reply.audible_at or end) - end))
     ended = [s.at for s in room.seen_of("handled", end) if _reply_id(s) == reply_id]
-    return Answer(reply_id, None, 1000 * float(ended[0] - end))
+    return TimedAnswer(reply_id, None, 1000 * float(ended[0] - end))
 
 
 async def turn(

@@ -40,7 +40,7 @@ SET_FIELDS = ("asked", "turns", "v2v_ms", "early_replies", "missed_ends", "timeo
 
 
 @dataclass
-class Spoken:
+class BenchSpeech:
     questions: list[Question]
     paused: list[Question]
     story_request: np.ndarray
@@ -48,7 +48,7 @@ class Spoken:
 
 
 async def _bargeins(
-    server: ServerProcess, spoken: Spoken, options: VoiceBenchOptions
+    server: ServerProcess, spoken: BenchSpeech, options: VoiceBenchOptions
 ) -> dict[str, Any]:
     latencies: list[float] = []
     missed = timeouts = 0
@@ -109,7 +109,7 @@ async def _idle_cost(server: ServerProcess, options: VoiceBenchOptions) -> dict[
     }
 
 
-def _spoken(options: VoiceBenchOptions) -> Spoken:
+def _spoken(options: VoiceBenchOptions) -> BenchSpeech:
     progress("Speaking the utterances with Piper…")
     voice = utterances.load_voice()
     story, interruption = utterances.synthesize(
@@ -120,7 +120,7 @@ def _spoken(options: VoiceBenchOptions) -> Spoken:
     else:
         questions = utterances.clean_set(voice)
     paused = utterances.paused_set(voice) if options.paused_turns else []
-    return Spoken(questions, paused, story, interruption)
+    return BenchSpeech(questions, paused, story, interruption)
 
 
 def _cycle(questions: list[Question], count: int, offset: int = 0) -> list[Question]:
@@ -128,7 +128,7 @@ def _cycle(questions: list[Question], count: int, offset: int = 0) -> list[Quest
 
 
 async def _measure(
-    server: ServerProcess, spoken: Spoken, options: VoiceBenchOptions
+    server: ServerProcess, spoken: BenchSpeech, options: VoiceBenchOptions
 ) -> dict[str, Any]:
     progress(f"One session, {options.turns} turns…")
     single = await converse(
@@ -177,7 +177,7 @@ async def _measure(
     return {**_headline(results, first_set), "details": results}
 
 
-async def _stock(server: ServerProcess, spoken: Spoken) -> dict[str, Any]:
+async def _stock(server: ServerProcess, spoken: BenchSpeech) -> dict[str, Any]:
     progress("The stock chain: wyoming-faster-whisper → handle → wyoming-piper…")
     async with StockChain() as stock:
         turns = [await stock.turn(q.samples, server.uri) for q in spoken.questions]

@@ -42,7 +42,7 @@ class StreamRecord:
     """Reply audio chunks that came after the first error: audio flowing again."""
 
 
-async def open_session(client: AsyncClient, request: SessionRequest) -> SessionStarted:
+async def request_session(client: AsyncClient, request: SessionRequest) -> SessionStarted:
     run = RunPipeline(PipelineStage.ASR, PipelineStage.TTS, restart_on_end=True).event()
     run.data[REQUEST_KEY] = request.to_dict()
     await client.write_event(run)
@@ -67,7 +67,7 @@ class FrameStream:
     async def run(self, audio: np.ndarray, tail_s: float = 0.5) -> StreamRecord:
         """Stream `audio` (float32 at the session's input rate), then wait `tail_s`."""
         async with AsyncClient.from_uri(self.uri) as client:
-            started = await open_session(client, SessionRequest(self.name))
+            started = await request_session(client, SessionRequest(self.name))
             record = StreamRecord(started)
             receiving = asyncio.create_task(self._receive(client, record))
             try:

@@ -18,7 +18,7 @@ from wyoming.event import Event
 from ..protocol.session import SessionRequest, SessionStarted
 from .echo_gate import EchoGate, EchoGatedSource
 from .playback import ReplyPlayback
-from .session import SessionClient, SessionError
+from .session import SessionClient, SessionFailedError
 from .simulated import MIC_RATE, SimulatedMicrophone, SimulatedSpeaker, Utterance
 
 SAY_SLACK_S = 30.0
@@ -111,7 +111,7 @@ class ScriptedSatellite:
         return self._task is not None and self._task.done()
 
     async def say(self, samples: np.ndarray) -> Utterance:
-        """Speak into the session; raises SessionError if the session ends first, and
+        """Speak into the session; raises SessionFailedError if the session ends first, and
         TimeoutError if the microphone is not taken in the audio's length and
         `SAY_SLACK_S` (a script waiting on a microphone nobody reads would wait forever)."""
         assert self._task is not None, "start() the satellite first"
@@ -125,7 +125,7 @@ class ScriptedSatellite:
                 return speaking.result()
             if self._task.done():
                 error = None if self._task.cancelled() else self._task.exception()
-                raise SessionError(f"the session ended while speaking ({error or 'stopped'})")
+                raise SessionFailedError(f"the session ended while speaking ({error or 'stopped'})")
             raise TimeoutError(f"the microphone was not taken for {limit_s:.0f} s")
         finally:
             speaking.cancel()

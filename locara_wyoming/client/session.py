@@ -54,7 +54,7 @@ class AudioSink(Protocol):
         ...
 
 
-class SessionError(RuntimeError):
+class SessionFailedError(RuntimeError):
     pass
 
 
@@ -93,7 +93,7 @@ class SessionClient:
     async def run(self) -> SessionStarted:
         """Connect, stream the whole source, wait for the last reply, and end cleanly.
 
-        Raises SessionError (or OSError) when the server refuses the session or the
+        Raises SessionFailedError (or OSError) when the server refuses the session or the
         connection is lost; replies not yet played are then dropped from the sink.
         """
         async with AsyncClient.from_uri(self.uri) as client:
@@ -107,7 +107,7 @@ class SessionClient:
                 await asyncio.wait([uplink, downlink], return_when=asyncio.FIRST_COMPLETED)
                 if not uplink.done():
                     downlink.result()  # the downlink's error, if it had one
-                    raise SessionError("the server closed the connection")
+                    raise SessionFailedError("the server closed the connection")
                 uplink.result()
             finally:
                 for task in (uplink, downlink, keepalive, *self._finishing.values()):
@@ -149,9 +149,9 @@ class SessionClient:
         while True:
             event = await client.read_event()
             if event is None:
-                raise SessionError("the server closed the connection")
+                raise SessionFailedError("the server closed the connection")
             if Error.is_type(event.type):
-                raise SessionError(Error.from_event(event).text)
+                raise SessionFailedError(Error.from_event(event).text)
             if SessionStarted.is_type(event.type):
                 if self.on_event is not None:
                     self.on_event(event)
