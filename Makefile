@@ -19,8 +19,8 @@ test:
 	$(HA_VENV)/bin/python -m pytest -c tests/home_assistant/pytest.ini tests/home_assistant $(HA_ARGS)
 
 lint:
-	$(VENV)/bin/ruff check locara_wyoming satellite tests custom_components
-	$(VENV)/bin/ruff format --check locara_wyoming satellite tests custom_components
+	$(VENV)/bin/ruff check locara_wyoming locara_satellite tests custom_components
+	$(VENV)/bin/ruff format --check locara_wyoming locara_satellite tests custom_components
 	$(VENV)/bin/mypy
 	$(HA_VENV)/bin/python -m mypy --strict --python-version 3.13 --follow-imports=silent \
 		custom_components/locara
