@@ -43,10 +43,10 @@ from ..control.service import (
     CONTROL_TYPES,
     HOME_ANSWER,
     ControlClient,
-    ControlError,
     ControlService,
 )
 from ..conversation.agent import ConversationAgent
+from ..errors import LocaraError
 from ..protocol.session import (
     REQUEST_KEY,
     STATUS_TYPE,
@@ -154,7 +154,7 @@ class WyomingConnection(AsyncEventHandler):
                     await self._send_error("bad-audio-format", str(error))
                 except SessionRequestError as error:
                     await self._send_error("bad-request", str(error))
-                except ControlError as error:
+                except LocaraError as error:
                     await self._send_error(error.code, error.text, event.data.get("id"))
                 except (KeyError, TypeError, ValueError) as error:
                     await self._send_error("bad-event", f"bad {event.type!r} event: {error}")
@@ -362,7 +362,7 @@ class WyomingConnection(AsyncEventHandler):
     async def _control_request(self, event: Event) -> None:
         try:
             answer = await self.context.control.handle(self._control, event)
-        except ControlError as error:
+        except LocaraError as error:
             await self._send_error(error.code, error.text, event.data.get("id"))
             return
         if answer is not None:
