@@ -258,6 +258,127 @@ async def test_requests_are_answered_when_a_satellite_leaves_as_they_act_on_it(
     assert not [line for line in server.log if "Traceback" in line]
 
 
+async def test_two_satellites_muted_at_the_same_moment_are_both_muted(
+    server: ServerProcess,
+) -> None:
+    """Two mute patches sent at once on two connections (one script turning on two of Home
+    Assistant's switches): the server applies each to what the other left."""
+    token = token_of(server)
+    async with (
+        control(server.host, server.port, token) as first,
+        control(server.host, server.port, token) as second,
+        AsyncClient.from_uri(server.uri) as cellar,
+        AsyncClient.from_uri(server.uri) as garage,
+    ):
+        await open_session(cellar, SessionRequest("cellar"))
+        await open_session(garage, SessionRequest("garage"))
+        for muted in (True, False):
+            for hub in (first, second):
+                hub.pushes.clear()
+            answers = await asyncio.gather(
+                first.request("locara-set-muted", satellite="cellar", muted=muted),
+                second.request("locara-set-muted", satellite="garage", muted=muted),
+            )
+            assert [answer.type for answer in answers] == ["locara-settings-done"] * 2, answers
+            seen = [
+                set(answer.data["settings"]["muted"]) & {"cellar", "garage"} for answer in answers
+            ]
+            if muted:
+                assert "cellar" in seen[0] and "garage" in seen[1]
+                assert {"cellar", "garage"} in seen, "the later answer has both"
+            else:
+                assert set() in seen
+            for hub in (first, second):
+                await hub.push(
+                    "locara-settings-changed",
+                    lambda d, muted=muted: (
+                        {"cellar", "garage"} <= set(d["settings"]["muted"])
+                        if muted
+                        else not {"cellar", "garage"} & set(d["settings"]["muted"])
+                    ),
+                )
+                for name in ("cellar", "garage"):
+                    await hub.push(
+                        "locara-satellite",
+                        lambda d, name=name, muted=muted: d["name"] == name and d["muted"] is muted,
+                    )
+            if muted:
+                async with control(server.host, server.port, token) as third:
+                    assert {"cellar", "garage"} <= set(third.state["settings"]["muted"])
+                    records = {s["name"]: s for s in third.state["satellites"]}
+                    assert records["cellar"]["muted"] and records["garage"]["muted"]
+                saved = json.loads((server.workdir / "data" / "settings.json").read_text())
+                assert {"cellar", "garage"} <= set(saved["muted"])
+
+
+async def test_a_room_patch_changes_one_entry_and_moves_its_session(server: ServerProcess) -> None:
+    async with (
+        control(server.host, server.port, token_of(server)) as hub,
+        satellite(server, "study", area="Study") as room,
+    ):
+        await hub.request(
+            "locara-settings", settings={"rooms": [{"area": "Den", "persona": "pirate"}]}
+        )
+        # The satellite's persona and backend at the same moment: both kept, in one entry.
+        asked_at = time.monotonic()
+        answers = await asyncio.gather(
+            hub.request("locara-set-room", satellite="study", persona="pirate"),
+            hub.request("locara-set-room", satellite="study", backend="voice-pipeline-default"),
+        )
+        assert [answer.type for answer in answers] == ["locara-settings-done"] * 2, answers
+        study = {"satellite": "study", "persona": "pirate", "backend": "voice-pipeline-default"}
+        assert {"area": "Den", "persona": "pirate"} in answers[-1].data["settings"]["rooms"]
+        assert study in answers[0].data["settings"]["rooms"] + answers[1].data["settings"]["rooms"]
+        moved = await room.wait_for("locara-session", asked_at)
+        assert moved.event.data["persona"] == "pirate"
+
+        # An area's entry, by its name; null clears a key back to what the defaults give.
+        done = await hub.request("locara-set-room", area="Study", persona="locara")
+        assert {"area": "Study", "persona": "locara"} in done.data["settings"]["rooms"]
+        asked_at = time.monotonic()
+        done = await hub.request("locara-set-room", satellite="study", persona=None)
+        rooms = done.data["settings"]["rooms"]
+        assert {"satellite": "study", "backend": "voice-pipeline-default"} in rooms
+        await hub.push(
+            "locara-satellite", lambda d: d["name"] == "study" and d["persona"] == "locara"
+        )
+        done = await hub.request("locara-set-room", satellite="study", backend=None)
+        assert not [r for r in done.data["settings"]["rooms"] if r.get("satellite") == "study"]
+        saved = json.loads((server.workdir / "data" / "settings.json").read_text())
+        assert saved["rooms"] == done.data["settings"]["rooms"]
+        await hub.request("locara-settings", settings={"rooms": []})
+
+
+async def test_bad_patches_are_refused_and_change_nothing(server: ServerProcess) -> None:
+    settings_file = server.workdir / "data" / "settings.json"
+    async with control(server.host, server.port, token_of(server)) as hub:
+        await hub.request("locara-settings", settings={"rooms": [], "muted": ["porch"]})
+        before = settings_file.read_bytes()
+        for request, fields, words in (
+            ("locara-set-room", {"satellite": "porch", "persona": "ghost"}, "'ghost'"),
+            ("locara-set-room", {"area": "Porch", "backend": "nonsense-1"}, "nonsense-1"),
+            ("locara-set-room", {"satellite": "porch", "persona": 7}, "'persona' must be"),
+            ("locara-set-room", {"satellite": "porch", "volume": "3"}, "'volume'"),
+            ("locara-set-room", {"satellite": "porch", "area": "Porch", "persona": "x"}, "either"),
+            ("locara-set-room", {"satellite": "porch"}, "nothing to change"),
+            ("locara-set-muted", {"satellite": "porch", "muted": "no"}, "'muted' must be"),
+            ("locara-set-muted", {"muted": False}, "'satellite' is missing"),
+            ("locara-set-muted", {"satellite": "porch", "muted": False, "area": "x"}, "'area'"),
+        ):
+            refused = await hub.request(request, **fields)
+            assert refused.type == "error", refused
+            assert refused.data["code"] == "bad-request", refused.data
+            assert words in refused.data["text"], refused.data
+            assert refused.data["request_id"], "the error names the request it refuses"
+        unauthorized = await hub.request(
+            "locara-set-muted", token="wrong", satellite="porch", muted=False
+        )
+        assert unauthorized.data["code"] == "unauthorized", unauthorized.data
+        assert settings_file.read_bytes() == before
+        assert not [p for p in hub.pushes if p.type == "locara-settings-changed"][1:]
+        await hub.request("locara-set-muted", satellite="porch", muted=False)
+
+
 WRITER = """
 import sys
 from pathlib import Path

@@ -45,13 +45,14 @@ EVENT_TYPES = [
     "describe", "ping", "run-pipeline", "transcribe", "audio-start", "audio-chunk",
     "audio-stop", "synthesize", "synthesize-start", "synthesize-chunk", "synthesize-stop",
     "transcript", "select-program", "locara-status", "locara-control", "locara-settings",
-    "locara-announce", "locara-home-answer", "played", "locara-state", "detection",
-    "voice-started", "voice-stopped", "handled", "no-such-event",
+    "locara-set-muted", "locara-set-room", "locara-announce", "locara-home-answer", "played",
+    "locara-state", "detection", "voice-started", "voice-stopped", "handled", "no-such-event",
 ]  # fmt: skip
 FIELDS = [
     "text", "rate", "width", "channels", "name", "voice", "language", "locara", "protocol",
     "area", "resume", "capabilities", "reply_id", "samples", "state", "token", "settings",
     "id", "handled", "speech", "satellite", "listen", "context", "since_step", "timestamp",
+    "muted", "backend", "persona",
 ]  # fmt: skip
 ERROR_CODES = {
     "bad-header", "too-large", "unknown-event", "bad-event", "bad-audio-format",

@@ -7,7 +7,6 @@ text-to-speech and a conversation agent; this one holds the server's control cha
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN, Platform
@@ -22,6 +21,7 @@ from .client import CannotConnect, InvalidAuth, LocaraClient
 from .const import DOMAIN, signal_new_satellite
 from .data import LocaraConfigEntry, LocaraData, satellite_of, server_identifier
 from .home_control import async_answer_home_request
+from .protocol import HomeRequest
 from .services import async_setup_services
 
 _LOGGER = logging.getLogger(__name__)
@@ -53,15 +53,15 @@ async def async_setup_entry(hass: HomeAssistant, entry: LocaraConfigEntry) -> bo
         name=state.name,
         manufacturer="Locara",
         model="Locara server",
-        sw_version=state.server.get("version"),
+        sw_version=state.server.version,
     )
 
     @callback
-    def home_request(request: dict[str, Any]) -> None:
+    def home_request(request: HomeRequest) -> None:
         entry.async_create_background_task(
             hass,
             async_answer_home_request(hass, entry, request),
-            f"{DOMAIN} home request {request.get('id')}",
+            f"{DOMAIN} home request {request.request_id}",
         )
 
     client.on_home_request = home_request
@@ -88,7 +88,7 @@ def _add_new_satellites(hass: HomeAssistant, entry: LocaraConfigEntry) -> None:
     state = data.client.state
     assert state is not None
     for name, record in state.satellites.items():
-        if name not in data.satellites and record.get("connected"):
+        if name not in data.satellites and record.connected:
             data.satellites.add(name)
             async_dispatcher_send(hass, signal_new_satellite(entry.entry_id), name)
 
@@ -107,7 +107,8 @@ async def async_remove_config_entry_device(
     if entry.state is ConfigEntryState.LOADED:
         data = entry.runtime_data
         state = data.client.state
-        if state is not None and state.satellites.get(name, {}).get("connected"):
+        record = state.satellites.get(name) if state is not None else None
+        if record is not None and record.connected:
             return False
         data.satellites.discard(name)
     return True

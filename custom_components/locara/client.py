@@ -3,7 +3,8 @@
 One connection per config entry: it subscribes with the server's token, keeps the
 server's state current from the pushes, sends settings and announcements as requests
 matched to their answers by id, and hands the server's home requests on. It knows
-nothing of Home Assistant: the integration listens to it and answers through it.
+nothing of Home Assistant: the integration listens to it and answers through it. The
+events themselves are defined in `protocol.py`, the server's own definition.
 """
 
 from __future__ import annotations
@@ -14,24 +15,32 @@ import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from wyoming.client import AsyncTcpClient
+from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.ping import Ping
 
-_LOGGER = logging.getLogger(__name__)
+from .protocol import (
+    Announce,
+    AnnounceDone,
+    ChangeSettings,
+    ControlEventError,
+    ControlState,
+    HomeAnswer,
+    HomeRequest,
+    Options,
+    SatelliteRecord,
+    ServerStatus,
+    SetMuted,
+    SetRoom,
+    SettingsChanged,
+    SettingsDone,
+    Subscribe,
+)
 
-SUBSCRIBE = "locara-control"
-SUBSCRIBED = "locara-control-state"
-SETTINGS = "locara-settings"
-ANNOUNCE = "locara-announce"
-HOME_REQUEST = "locara-home-request"
-HOME_ANSWER = "locara-home-answer"
-SATELLITE_PUSH = "locara-satellite"
-SERVER_PUSH = "locara-server"
-SETTINGS_PUSH = "locara-settings-changed"
-ERROR = "error"
+_LOGGER = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 60.0  # a settings change may start a backend before it answers
@@ -40,7 +49,9 @@ PONG_TIMEOUT_S = 10.0  # ...and counted as lost when none comes
 RECONNECT_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)  # after each failed attempt in a row
 
 Listener = Callable[[], None]
-HomeRequestHandler = Callable[[dict[str, Any]], None]
+HomeRequestHandler = Callable[[HomeRequest], None]
+Request = ChangeSettings | SetMuted | SetRoom | Announce
+Answer = TypeVar("Answer")
 
 
 class LocaraError(Exception):
@@ -68,34 +79,30 @@ class RequestRefused(LocaraError):
 class ServerState:
     """What the server said when we subscribed, kept current by its pushes."""
 
-    server: dict[str, Any]
+    server: ServerStatus
     settings: dict[str, Any]
-    satellites: dict[str, dict[str, Any]]
-    options: dict[str, Any]
+    satellites: dict[str, SatelliteRecord]
+    options: Options
 
     @classmethod
-    def from_data(cls, data: dict[str, Any]) -> ServerState:
-        return cls(
-            server=dict(data.get("server") or {}),
-            settings=dict(data.get("settings") or {}),
-            satellites={s["name"]: s for s in data.get("satellites") or [] if "name" in s},
-            options=dict(data.get("options") or {}),
-        )
+    def subscribed(cls, state: ControlState) -> ServerState:
+        satellites = {satellite.name: satellite for satellite in state.satellites}
+        return cls(state.server, state.settings, satellites, state.options)
 
     @property
     def server_id(self) -> str:
-        return str(self.server["server_id"])
+        return self.server.server_id
 
     @property
     def name(self) -> str:
-        return str(self.server.get("name") or self.server_id)
+        return self.server.name or self.server_id
 
     @property
     def backends(self) -> list[str]:
         """The backends a room can be given: those offered and those the settings name."""
         named = [self.settings.get("default_backend")]
         named += [room.get("backend") for room in self.settings.get("rooms", [])]
-        offered = [*self.options.get("backends", []), *self.server.get("backends", {})]
+        offered = [*self.options.backends, *self.server.backends]
         return sorted({b for b in (*offered, *named) if isinstance(b, str)})
 
     @property
@@ -105,29 +112,11 @@ class ServerState:
 
     @property
     def voices(self) -> list[str]:
-        return list(self.options.get("voices", []))
+        return list(self.options.voices)
 
     @property
     def home_control_modes(self) -> list[str]:
-        return list(self.options.get("home_control", ["home_assistant_first", "llm_only"]))
-
-
-def with_room(
-    rooms: list[dict[str, Any]], key: str, name: str, **changes: str | None
-) -> list[dict[str, Any]]:
-    """`rooms` with the entry whose `key` (`satellite` or `area`) is `name` changed: a
-    value of None removes that key, and an entry left with nothing to set is dropped."""
-    changed: list[dict[str, Any]] = []
-    found = False
-    for room in rooms:
-        if room.get(key) == name and not found:
-            found = True
-            room = {**room, **changes}
-        changed.append(room)
-    if not found:
-        changed.append({key: name, **changes})
-    cleaned = [{k: v for k, v in room.items() if v is not None} for room in changed]
-    return [room for room in cleaned if set(room) - {"satellite", "area"}]
+        return list(self.options.home_control)
 
 
 class LocaraClient:
@@ -180,25 +169,25 @@ class LocaraClient:
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
                 await connection.connect()
-                await connection.write_event(
-                    Event(SUBSCRIBE, {"token": self.token, "client": self.name})
-                )
+                await connection.write_event(Subscribe(token=self.token, client=self.name).event())
                 while (event := await connection.read_event()) is not None:
-                    if event.type in (SUBSCRIBED, ERROR):
+                    if ControlState.is_type(event.type) or Error.is_type(event.type):
                         break
                     early.append(event)
         except (OSError, EOFError, TimeoutError) as error:
             raise CannotConnect(f"cannot reach {self.host}:{self.port}: {error!r}") from error
         if event is None:
             raise CannotConnect(f"{self.host}:{self.port} closed the connection")
-        if event.type == ERROR:
+        if Error.is_type(event.type):
             if event.data.get("code") == "unauthorized":
                 raise InvalidAuth(str(event.data.get("text", "the token was refused")))
             raise CannotConnect(f"{self.host}:{self.port} refused: {event.data.get('text')}")
-        state = ServerState.from_data(event.data)
-        if not isinstance(state.server.get("server_id"), str):
-            raise CannotConnect(f"{self.host}:{self.port} sent no server id")
-        return state, early
+        try:
+            state = ControlState.from_event(event)
+        except ControlEventError as error:
+            where = f"{self.host}:{self.port}"
+            raise CannotConnect(f"{where} sent a state we cannot read: {error}") from error
+        return ServerState.subscribed(state), early
 
     async def run(self) -> None:
         """Handle the server's events until cancelled; reconnect with backoff after a loss.
@@ -253,30 +242,42 @@ class LocaraClient:
             self._handle(event)
 
     def _handle(self, event: Event) -> None:
+        try:
+            changed = self._handle_checked(event)
+        except ControlEventError as error:
+            _LOGGER.warning("Ignored an event from the Locara server: %s", error)
+            return
+        if changed:
+            self._changed()
+
+    def _handle_checked(self, event: Event) -> bool:
+        """Handle a pushed event or an answer; whether the state changed."""
         state = self.state
         assert state is not None
-        data = event.data
-        if event.type == SATELLITE_PUSH and isinstance(data.get("name"), str):
-            state.satellites[data["name"]] = data
-        elif event.type == SERVER_PUSH:
-            state.server = data
-        elif event.type == SETTINGS_PUSH and isinstance(data.get("settings"), dict):
-            state.settings = data["settings"]
-        elif event.type == HOME_REQUEST:
+        if SatelliteRecord.is_type(event.type):
+            record = SatelliteRecord.from_event(event)
+            state.satellites[record.name] = record
+        elif ServerStatus.is_type(event.type):
+            state.server = ServerStatus.from_event(event)
+        elif SettingsChanged.is_type(event.type):
+            changed = SettingsChanged.from_event(event)
+            state.settings, state.options = changed.settings, changed.options
+        elif HomeRequest.is_type(event.type):
             if self.on_home_request is not None:
-                self.on_home_request(data)
-            return
-        elif event.type.endswith("-done") or event.type == ERROR:
-            request_id = data.get("id") if event.type != ERROR else data.get("request_id")
-            answer = self._answers.get(str(request_id))
+                self.on_home_request(HomeRequest.from_event(event))
+            return False
+        elif event.type.endswith("-done") or Error.is_type(event.type):
+            # Matched by id here, read by the request that waits for it.
+            key = "request_id" if Error.is_type(event.type) else "id"
+            answer = self._answers.get(str(event.data.get(key)))
             if answer is not None and not answer.done():
                 answer.set_result(event)
-            elif event.type == ERROR:
-                _LOGGER.warning("The Locara server reported: %s", data.get("text"))
-            return
+            elif Error.is_type(event.type):
+                _LOGGER.warning("The Locara server reported: %s", event.data.get("text"))
+            return False
         else:
-            return  # pong, and events of later protocol versions
-        self._changed()
+            return False  # pong, and events of later protocol versions
+        return True
 
     async def _drop(self) -> None:
         connection, self._connection = self._connection, None
@@ -292,53 +293,95 @@ class LocaraClient:
 
     # -- requests -------------------------------------------------------------------
 
-    async def request(self, event_type: str, **data: Any) -> dict[str, Any]:
-        """Send a request with the token and an id; its answer's data, or an exception."""
+    def _request_id(self) -> str:
+        return f"ha-{next(self._ids)}"
+
+    async def _request(self, request: Request, answer_of: Callable[[Event], Answer]) -> Answer:
+        """Send `request` (with the token and an id); its answer, or an exception."""
         connection = self._connection
         if connection is None:
             raise CannotConnect(f"not connected to the Locara server at {self.host}:{self.port}")
-        request_id = f"ha-{next(self._ids)}"
+        request_id = request.request_id
+        assert request_id is not None, "a request waits for an answer by its id"
+        event = request.event()
         answer: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
         self._answers[request_id] = answer
         try:
-            await connection.write_event(
-                Event(event_type, {"token": self.token, "id": request_id, **data})
-            )
+            await connection.write_event(event)
             async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                event = await answer
+                answered = await answer
         except (OSError, TimeoutError) as error:
-            raise CannotConnect(f"{event_type}: no answer ({error!r})") from error
+            raise CannotConnect(f"{event.type}: no answer ({error!r})") from error
         finally:
             self._answers.pop(request_id, None)
-        if event.type == ERROR:
-            code, text = str(event.data.get("code")), str(event.data.get("text"))
+        if Error.is_type(answered.type):
+            code, text = str(answered.data.get("code")), str(answered.data.get("text"))
             if code == "unauthorized":
                 raise InvalidAuth(text)
             raise RequestRefused(code, text)
-        return event.data
+        try:
+            return answer_of(answered)
+        except ControlEventError as error:
+            raise LocaraError(f"{event.type}: an answer we cannot read: {error}") from error
 
-    async def change_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
-        """Replace the named settings; all the settings as they now are."""
-        answer = await self.request(SETTINGS, settings=changes)
-        settings: dict[str, Any] = answer["settings"]
+    async def _change(self, request: ChangeSettings | SetMuted | SetRoom) -> dict[str, Any]:
+        """All the settings as they are after `request`."""
+        settings = (await self._request(request, SettingsDone.from_event)).settings
         if self.state is not None:
             self.state.settings = settings
             self._changed()
         return settings
 
+    async def change_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Replace the named settings whole; all the settings as they now are."""
+        return await self._change(
+            ChangeSettings(token=self.token, request_id=self._request_id(), settings=changes)
+        )
+
+    async def set_muted(self, satellite: str, muted: bool) -> dict[str, Any]:
+        """Mute one satellite, or unmute it, whatever the others are changed to meanwhile."""
+        return await self._change(
+            SetMuted(
+                token=self.token, request_id=self._request_id(), satellite=satellite, muted=muted
+            )
+        )
+
+    async def set_room(
+        self,
+        changes: dict[str, str | None],
+        *,
+        satellite: str | None = None,
+        area: str | None = None,
+    ) -> dict[str, Any]:
+        """Change some of one room entry's settings (the satellite's or the area's): a value
+        of None clears that key back to what the area or the defaults give."""
+        return await self._change(
+            SetRoom(
+                token=self.token,
+                request_id=self._request_id(),
+                satellite=satellite,
+                area=area,
+                changes=changes,
+            )
+        )
+
     async def announce(self, text: str, satellite: str, listen: bool = False) -> list[str]:
         """Speak `text` on a satellite (then open its conversation); the satellites reached."""
-        answer = await self.request(ANNOUNCE, text=text, satellite=satellite, listen=listen)
-        return list(answer.get("satellites", []))
+        request = Announce(
+            token=self.token,
+            request_id=self._request_id(),
+            text=text,
+            satellite=satellite,
+            listen=listen,
+        )
+        return (await self._request(request, AnnounceDone.from_event)).satellites
 
     async def answer_home(self, request_id: str, handled: bool, speech: str | None) -> None:
         connection = self._connection
         if connection is None:
             raise CannotConnect("the connection closed before Home Assistant answered")
         try:
-            await connection.write_event(
-                Event(HOME_ANSWER, {"id": request_id, "handled": handled, "speech": speech})
-            )
+            await connection.write_event(HomeAnswer(request_id, handled, speech).event())
         except OSError as error:
             raise CannotConnect(f"answering a home request: {error!r}") from error
 

@@ -8,7 +8,7 @@ to it (`locara-settings`) and it keeps them; the entry stores none of them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import voluptuous as vol
@@ -42,10 +42,10 @@ from .client import (
     LocaraError,
     RequestRefused,
     ServerState,
-    with_room,
 )
 from .const import DEFAULT_PORT, DOMAIN, ZEROCONF_SUFFIX
 from .data import LocaraConfigEntry
+from .protocol import ROOM_SETTINGS
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -233,10 +233,10 @@ class LocaraOptionsFlow(OptionsFlow):
         assert state is not None
         return state
 
-    async def _send(self, changes: dict[str, Any]) -> dict[str, str]:
-        """Send settings changes to the server; the form's errors."""
+    async def _send(self, request: Awaitable[object]) -> dict[str, str]:
+        """Wait for a settings change on the server; the form's errors."""
         try:
-            await self._client.change_settings(changes)
+            await request
         except RequestRefused as error:
             self._error = error.text
             return {"base": "rejected"}
@@ -271,7 +271,7 @@ class LocaraOptionsFlow(OptionsFlow):
     ) -> ConfigFlowResult:
         errors: dict[str, str] = {}
         if user_input is not None:
-            errors = await self._send(user_input)
+            errors = await self._send(self._client.change_settings(user_input))
             if not errors:
                 return self.async_create_entry(data={})
         state = self._state
@@ -329,7 +329,8 @@ class LocaraOptionsFlow(OptionsFlow):
                 persona = _persona(current["name"], user_input, current)
                 changed = [persona if p is current else p for p in personas]
             if not errors:
-                errors = await self._send({"personas": [_present(p) for p in changed]})
+                personas = [_present(p) for p in changed]
+                errors = await self._send(self._client.change_settings({"personas": personas}))
             if not errors:
                 return self.async_create_entry(data={})
         schema = _persona_schema(state, new=current is None)
@@ -355,14 +356,9 @@ class LocaraOptionsFlow(OptionsFlow):
         rooms: list[dict[str, Any]] = state.settings.get("rooms", [])
         errors: dict[str, str] = {}
         if user_input is not None:
-            changed = with_room(
-                rooms,
-                "area",
-                self._area,
-                backend=user_input.get("backend"),
-                persona=user_input.get("persona"),
-            )
-            errors = await self._send({"rooms": changed})
+            # Both keys: one left empty in the form clears it (the defaults then apply).
+            changes = {key: user_input.get(key) for key in ROOM_SETTINGS}
+            errors = await self._send(self._client.set_room(changes, area=self._area))
             if not errors:
                 return self.async_create_entry(data={})
         schema = vol.Schema(

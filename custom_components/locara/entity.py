@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable
 
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.device_registry import DeviceInfo
@@ -11,6 +11,7 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 from .client import LocaraClient, LocaraError, ServerState
 from .const import DOMAIN
 from .data import LocaraConfigEntry, satellite_identifier, server_identifier
+from .protocol import SatelliteRecord
 
 
 class LocaraEntity(Entity):
@@ -38,9 +39,10 @@ class LocaraEntity(Entity):
     async def async_added_to_hass(self) -> None:
         self.async_on_remove(self.client.add_listener(self.async_write_ha_state))
 
-    async def _change_settings(self, changes: dict[str, Any]) -> None:
+    async def _send(self, request: Awaitable[object]) -> None:
+        """Wait for a request to the server; its failure as Home Assistant's error."""
         try:
-            await self.client.change_settings(changes)
+            await request
         except LocaraError as error:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
@@ -63,15 +65,15 @@ class LocaraSatelliteEntity(LocaraEntity):
             name=satellite,
             manufacturer="Locara",
             model="Locara satellite",
-            suggested_area=self.record.get("area"),
+            suggested_area=self.record.area,
             via_device=server_identifier(self.server_id),
         )
 
     @property
-    def record(self) -> dict[str, Any]:
-        """The satellite as the server last reported it."""
-        return self.state_data.satellites.get(self.satellite, {})
+    def record(self) -> SatelliteRecord:
+        """The satellite as the server last reported it (not yet: as one never connected)."""
+        return self.state_data.satellites.get(self.satellite) or SatelliteRecord(self.satellite)
 
     @property
     def available(self) -> bool:
-        return super().available and bool(self.record.get("connected"))
+        return super().available and self.record.connected

@@ -9,7 +9,6 @@ on, is answered `handled: false`, and the server's LLM answers instead.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from homeassistant.components import conversation
 from homeassistant.core import Context, HomeAssistant
@@ -20,6 +19,7 @@ from homeassistant.helpers import intent
 from .client import CannotConnect
 from .const import HOME_ASSISTANT_AGENT
 from .data import LocaraConfigEntry, satellite_identifier
+from .protocol import HomeRequest
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -31,24 +31,24 @@ NOT_HANDLED = {
 
 
 async def async_ask_home_assistant(
-    hass: HomeAssistant, server_id: str, request: dict[str, Any]
+    hass: HomeAssistant, server_id: str, request: HomeRequest
 ) -> tuple[bool, str | None]:
     """Whether Home Assistant's agent handled the request's text, and what it said."""
     device = dr.async_get(hass).async_get_device(
-        identifiers={satellite_identifier(server_id, str(request.get("satellite")))}
+        identifiers={satellite_identifier(server_id, request.satellite)}
     )
     try:
         result = await conversation.async_converse(
             hass,
-            str(request["text"]),
-            request.get("conversation_id"),
+            request.text,
+            request.conversation_id,
             Context(),
-            language=request.get("language"),
+            language=request.language,
             agent_id=HOME_ASSISTANT_AGENT,
             device_id=device.id if device is not None else None,
         )
     except (HomeAssistantError, ValueError) as error:
-        _LOGGER.warning("Home Assistant's agent failed on %r: %s", request.get("text"), error)
+        _LOGGER.warning("Home Assistant's agent failed on %r: %s", request.text, error)
         return False, None
     response = result.response
     if (
@@ -61,12 +61,12 @@ async def async_ask_home_assistant(
 
 
 async def async_answer_home_request(
-    hass: HomeAssistant, entry: LocaraConfigEntry, request: dict[str, Any]
+    hass: HomeAssistant, entry: LocaraConfigEntry, request: HomeRequest
 ) -> None:
     data = entry.runtime_data
     handled, speech = await async_ask_home_assistant(hass, data.server_id, request)
-    _LOGGER.debug("Home request %r: handled %s, %r", request.get("text"), handled, speech)
+    _LOGGER.debug("Home request %r: handled %s, %r", request.text, handled, speech)
     try:
-        await data.client.answer_home(str(request.get("id")), handled, speech)
+        await data.client.answer_home(request.request_id, handled, speech)
     except CannotConnect as error:
-        _LOGGER.debug("Home request %s not answered: %s", request.get("id"), error)
+        _LOGGER.debug("Home request %s not answered: %s", request.request_id, error)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from homeassistant.components.select import SelectEntity, SelectEntityDescription
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .client import ServerState, with_room
+from .client import ServerState
 from .const import signal_new_satellite
 from .data import LocaraConfigEntry
 from .entity import LocaraSatelliteEntity
@@ -64,17 +63,15 @@ class LocaraSatelliteSelect(LocaraSatelliteEntity, SelectEntity):
 
     @property
     def current_option(self) -> str | None:
-        value = self.record.get(self.entity_description.key)
+        value = getattr(self.record, self.entity_description.key)
         return value if isinstance(value, str) else None
 
     async def async_select_option(self, option: str) -> None:
-        rooms: list[dict[str, Any]] = self.state_data.settings.get("rooms", [])
-        changes: dict[str, str | None] = {self.entity_description.key: option}
-        if not any(room.get("satellite") == self.satellite for room in rooms):
-            # A satellite's own entry wins over its area's, and what it leaves unset falls
-            # back to the defaults: pin the other setting as it is now.
-            for description in SATELLITE_SELECTS:
-                changes.setdefault(description.key, self.record.get(description.key))
-        await self._change_settings(
-            {"rooms": with_room(rooms, "satellite", self.satellite, **changes)}
+        # A patch of this one key, applied by the server to the rooms as they are then.
+        # The other setting is not pinned: the server routes a satellite by its area's
+        # entry and then its own, key by key, so a key its own entry leaves out comes from
+        # the area or the defaults just as before the entry existed, and is what the
+        # other select shows. Both selects changed at the same moment both count.
+        await self._send(
+            self.client.set_room({self.entity_description.key: option}, satellite=self.satellite)
         )

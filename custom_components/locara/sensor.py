@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -21,34 +21,37 @@ from homeassistant.helpers.typing import StateType
 from .const import SATELLITE_STATES, signal_new_satellite
 from .data import LocaraConfigEntry
 from .entity import LocaraEntity, LocaraSatelliteEntity
+from .protocol import SatelliteRecord, ServerStatus
 
 PARALLEL_UPDATES = 0
 
 MAX_STATE_LENGTH = 255  # Home Assistant's limit for a state
 
 
-def unhealthy_backends(server: dict[str, Any]) -> list[str]:
-    backends: dict[str, dict[str, Any]] = server.get("backends", {})
-    return sorted(name for name, status in backends.items() if not status.get("healthy"))
+Record = TypeVar("Record", ServerStatus, SatelliteRecord)
 
 
-def _text(value: Any) -> str | None:
-    return value[:MAX_STATE_LENGTH] if isinstance(value, str) else None
+def unhealthy_backends(server: ServerStatus) -> list[str]:
+    return sorted(name for name, health in server.backends.items() if not health.healthy)
+
+
+def _text(value: str | None) -> str | None:
+    return value[:MAX_STATE_LENGTH] if value is not None else None
 
 
 @dataclass(frozen=True, kw_only=True)
-class LocaraSensorDescription(SensorEntityDescription):
-    # From the server's record (`server`) or the satellite's (`locara-satellite`).
-    value_fn: Callable[[dict[str, Any]], StateType]
-    attributes_fn: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+class LocaraSensorDescription(SensorEntityDescription, Generic[Record]):
+    # From the server's record (`locara-server`) or the satellite's (`locara-satellite`).
+    value_fn: Callable[[Record], StateType]
+    attributes_fn: Callable[[Record], dict[str, Any]] | None = None
 
 
-SERVER_SENSORS = (
+SERVER_SENSORS: tuple[LocaraSensorDescription[ServerStatus], ...] = (
     LocaraSensorDescription(
         key="sessions_active",
         translation_key="sessions_active",
         state_class=SensorStateClass.MEASUREMENT,
-        value_fn=lambda server: server.get("sessions_active"),
+        value_fn=lambda server: server.sessions_active,
     ),
     LocaraSensorDescription(
         key="last_latency",
@@ -57,7 +60,7 @@ SERVER_SENSORS = (
         native_unit_of_measurement=UnitOfTime.MILLISECONDS,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=0,
-        value_fn=lambda server: server.get("last_v2v_ms"),
+        value_fn=lambda server: server.last_v2v_ms,
     ),
     LocaraSensorDescription(
         key="backend_health",
@@ -69,18 +72,18 @@ SERVER_SENSORS = (
     ),
 )
 
-SATELLITE_SENSORS = (
+SATELLITE_SENSORS: tuple[LocaraSensorDescription[SatelliteRecord], ...] = (
     LocaraSensorDescription(
         key="state",
         translation_key="state",
         device_class=SensorDeviceClass.ENUM,
         options=SATELLITE_STATES,
-        value_fn=lambda satellite: satellite.get("state"),
+        value_fn=lambda satellite: satellite.state,
     ),
     LocaraSensorDescription(
         key="last_transcript",
         translation_key="last_transcript",
-        value_fn=lambda satellite: _text(satellite.get("last_transcript")),
+        value_fn=lambda satellite: _text(satellite.last_transcript),
     ),
 )
 
@@ -106,7 +109,7 @@ async def async_setup_entry(
 
 
 class LocaraServerSensor(LocaraEntity, SensorEntity):
-    entity_description: LocaraSensorDescription
+    entity_description: LocaraSensorDescription[ServerStatus]
 
     @property
     def native_value(self) -> StateType:
@@ -119,7 +122,7 @@ class LocaraServerSensor(LocaraEntity, SensorEntity):
 
 
 class LocaraSatelliteSensor(LocaraSatelliteEntity, SensorEntity):
-    entity_description: LocaraSensorDescription
+    entity_description: LocaraSensorDescription[SatelliteRecord]
 
     @property
     def native_value(self) -> StateType:

@@ -16,6 +16,7 @@ from homeassistant.helpers import device_registry as dr
 from .client import LocaraError, RequestRefused
 from .const import DOMAIN
 from .data import LocaraConfigEntry, satellite_identifier, satellite_of
+from .protocol import SatelliteRecord
 
 ATTR_MESSAGE = "message"
 SERVICE_ANNOUNCE = "announce"
@@ -81,7 +82,7 @@ def _targets(hass: HomeAssistant, call: ServiceCall) -> list[tuple[LocaraConfigE
             (entry, name)
             for entry in entries
             for name, record in _satellites(entry).items()
-            if record.get("connected")
+            if record.connected
             and (
                 device := devices.async_get_device(
                     {satellite_identifier(entry.runtime_data.server_id, name)}
@@ -100,7 +101,7 @@ def _targets(hass: HomeAssistant, call: ServiceCall) -> list[tuple[LocaraConfigE
     return list(targets.values())
 
 
-def _satellites(entry: LocaraConfigEntry) -> dict[str, dict[str, object]]:
+def _satellites(entry: LocaraConfigEntry) -> dict[str, SatelliteRecord]:
     state = entry.runtime_data.client.state
     return state.satellites if state is not None else {}
 

@@ -13,38 +13,16 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
 
-from wyoming.event import Event
+from wyoming.event import Event, Eventable
 
 from ..protocol import WriteEvent
+from ..protocol.control import HomeAnswer, HomeRequest, SatelliteRecord
 
 _LOGGER = logging.getLogger(__name__)
 
 MAX_QUEUED_PUSHES = 256
 HOME_ANSWER_TIMEOUT_S = 5.0
-
-SATELLITE_PUSH = "locara-satellite"
-SERVER_PUSH = "locara-server"
-SETTINGS_PUSH = "locara-settings-changed"
-HOME_REQUEST = "locara-home-request"
-
-
-@dataclass
-class SatelliteRecord:
-    """A satellite as the control channel shows it; kept after it leaves."""
-
-    name: str
-    area: str | None = None
-    connected: bool = False
-    session_id: str | None = None
-    backend: str | None = None
-    persona: str | None = None
-    state: str = "idle"
-    muted: bool = False
-    last_transcript: str | None = None
-    last_reply: str | None = None
 
 
 class Subscriber:
@@ -100,7 +78,8 @@ class ControlHub:
         self._subscribers.discard(subscriber)
         await subscriber.close()
 
-    def push(self, event: Event) -> None:
+    def push(self, message: Eventable) -> None:
+        event = message.event()
         for subscriber in list(self._subscribers):
             if not subscriber.push(event):
                 _LOGGER.warning("A control connection fell behind; it gets no more pushes")
@@ -109,10 +88,7 @@ class ControlHub:
 
     def update_satellite(self, record: SatelliteRecord) -> None:
         self.satellites[record.name] = record
-        self.push(Event(type=SATELLITE_PUSH, data=asdict(record)))
-
-    def satellite_records(self) -> list[dict[str, Any]]:
-        return [asdict(record) for record in self.satellites.values()]
+        self.push(record)
 
     async def ask_home(
         self, text: str, language: str, satellite: str, area: str | None, conversation_id: str
@@ -124,15 +100,7 @@ class ControlHub:
         request_id = uuid.uuid4().hex
         answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._home_answers[request_id] = answer
-        self.push(
-            Event(
-                type=HOME_REQUEST,
-                data={
-                    "id": request_id, "text": text, "language": language,
-                    "satellite": satellite, "area": area, "conversation_id": conversation_id,
-                },
-            )
-        )  # fmt: skip
+        self.push(HomeRequest(request_id, text, language, satellite, area, conversation_id))
         try:
             return await asyncio.wait_for(answer, HOME_ANSWER_TIMEOUT_S)
         except TimeoutError:
@@ -141,12 +109,12 @@ class ControlHub:
         finally:
             self._home_answers.pop(request_id, None)
 
-    def home_answer(self, request_id: object, handled: object, speech: object) -> bool:
+    def home_answer(self, answer: HomeAnswer) -> bool:
         """Home Assistant answered; False when no question has this id (any more)."""
-        answer = self._home_answers.get(request_id) if isinstance(request_id, str) else None
-        if answer is None or answer.done():
+        waiting = self._home_answers.get(answer.request_id)
+        if waiting is None or waiting.done():
             return False
-        answer.set_result(speech if handled is True and isinstance(speech, str) else None)
+        waiting.set_result(answer.speech if answer.handled else None)
         return True
 
     async def close(self) -> None:

@@ -1,16 +1,21 @@
 """The control channel's requests: subscribe, change settings, announce, home answers.
 
-Every request but a home answer needs the server's token. Settings changes are
-checked whole, saved atomically and applied to the running server: new sessions and
-new `handle` requests use them at once, and live sessions whose backend or persona
-changed are moved to the new one.
+Every request but a home answer needs the server's token. Settings changes, whole
+(`locara-settings`) or patches of one satellite or room (`locara-set-muted`,
+`locara-set-room`), are applied one at a time under one lock, each to the settings as
+the one before left them, so that changes sent at the same moment never undo each
+other. They are checked whole, saved atomically and applied to the running server: new
+sessions and new `handle` requests use them at once, and live sessions whose backend or
+persona changed are moved to the new one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,33 +25,58 @@ from .. import __version__
 from ..backends.base import HomeControl
 from ..backends.registry import check_configured_backends, configured_backends
 from ..config import ConfigError, LocaraConfig
-from ..errors import LocaraError
+from ..errors import BadRequest, NotFound, TooLarge, Unauthorized
 from ..protocol import WriteEvent
+from ..protocol.control import (
+    ANNOUNCE_TYPE,
+    HOME_ANSWER_TYPE,
+    SET_MUTED_TYPE,
+    SET_ROOM_TYPE,
+    SETTINGS_TYPE,
+    SUBSCRIBE_TYPE,
+    Announce,
+    AnnounceDone,
+    BackendHealth,
+    ChangeSettings,
+    ControlEventError,
+    ControlState,
+    HomeAnswer,
+    Options,
+    SatelliteRecord,
+    ServerStatus,
+    SetMuted,
+    SetRoom,
+    SettingsChanged,
+    SettingsDone,
+    Subscribe,
+)
 from ..server_context import ServerContext
 from ..sessions.link import SatelliteGoneError, SessionLink
 from ..sessions.registry import SessionChange
 from ..sessions.routing import route
 from ..stages.tts import VoiceNotFoundError
-from .hub import SERVER_PUSH, SETTINGS_PUSH, ControlHub, SatelliteRecord, Subscriber
+from .hub import ControlHub, Subscriber
 from .identity import Identity, load_identity
-from .settings import SettingsFile, settings_of, with_settings
+from .settings import SettingsFile, muted_patch, room_patch, settings_of, with_settings
 
 _LOGGER = logging.getLogger(__name__)
 
-SUBSCRIBE = "locara-control"
-SET_SETTINGS = "locara-settings"
-ANNOUNCE = "locara-announce"
-HOME_ANSWER = "locara-home-answer"
-CONTROL_TYPES = {SUBSCRIBE, SET_SETTINGS, ANNOUNCE, HOME_ANSWER}
+ControlRequest = Subscribe | ChangeSettings | SetMuted | SetRoom | Announce | HomeAnswer
+REQUESTS: dict[str, Callable[[Event], ControlRequest]] = {
+    SUBSCRIBE_TYPE: Subscribe.from_event,
+    SETTINGS_TYPE: ChangeSettings.from_event,
+    SET_MUTED_TYPE: SetMuted.from_event,
+    SET_ROOM_TYPE: SetRoom.from_event,
+    ANNOUNCE_TYPE: Announce.from_event,
+    HOME_ANSWER_TYPE: HomeAnswer.from_event,
+}
+CONTROL_TYPES = frozenset(REQUESTS)
+HOME_ANSWER = HOME_ANSWER_TYPE
 HOME_CONTROL_MODES = ["home_assistant_first", "llm_only"]
 
 
-class ControlError(LocaraError):
-    """A control request refused; answered with an `error` of `code` repeating its id."""
-
-    def __init__(self, code: str, text: str) -> None:
-        super().__init__(text)
-        self.code = code
+SettingsPatch = Callable[[dict[str, Any]], dict[str, Any]]
+"""The settings as they are → the settings to replace."""
 
 
 @dataclass
@@ -100,72 +130,87 @@ class ControlService:
     # -- requests -----------------------------------------------------------------
 
     async def handle(self, client: ControlClient, event: Event) -> Event | None:
-        """The answer to a control request; ControlError when it is refused."""
-        data = event.data
-        if event.type == HOME_ANSWER:
+        """The answer to a control request (of CONTROL_TYPES); a LocaraError refuses it."""
+        try:
+            request = REQUESTS[event.type](event)
+        except ControlEventError as error:
+            raise BadRequest(str(error)) from None
+        if isinstance(request, HomeAnswer):
             if client.subscriber is None:
-                raise ControlError("unauthorized", "home answers come on a subscribed connection")
-            self.hub.home_answer(data.get("id"), data.get("handled"), data.get("speech"))
+                raise Unauthorized("home answers come on a subscribed connection")
+            self.hub.home_answer(request)
             return None
-        if not self.identity.accepts(data.get("token")):
+        if not self.identity.accepts(request.token):
             _LOGGER.warning("A %s request with a wrong or missing token was refused", event.type)
-            raise ControlError("unauthorized", "a wrong or missing token: see <data_dir>/token")
-        answer: dict[str, Any]
-        if event.type == SUBSCRIBE:
-            if client.subscriber is None:
-                client.subscriber = self.hub.subscribe(client.write)
-                _LOGGER.info("Control connection from %s subscribed", data.get("client", "?"))
-            return Event(type="locara-control-state", data={"id": data.get("id"), **self.state()})
-        if event.type == SET_SETTINGS:
-            answer = {"settings": await self.change_settings(data.get("settings"))}
-        else:
-            answer = {"satellites": await self.announce(data)}
-        return Event(type=f"{event.type}-done", data={"id": data.get("id"), **answer})
+            raise Unauthorized("a wrong or missing token: see <data_dir>/token")
+        match request:
+            case Subscribe():
+                if client.subscriber is None:
+                    client.subscriber = self.hub.subscribe(client.write)
+                    _LOGGER.info("Control connection from %s subscribed", request.client or "?")
+                return self.state(request.request_id).event()
+            case ChangeSettings():
+                settings = await self.change_settings(request.settings)
+            case SetMuted():
+                settings = await self._change_settings(partial(muted_patch, patch=request))
+            case SetRoom():
+                settings = await self._change_settings(partial(room_patch, patch=request))
+            case Announce():
+                said = await self.announce(request)
+                return AnnounceDone(request_id=request.request_id, satellites=said).event()
+        return SettingsDone(request_id=request.request_id, settings=settings).event()
 
-    def state(self) -> dict[str, Any]:
-        return {
-            "server": self.server_state(),
-            "settings": settings_of(self.context.config),
-            "satellites": self.hub.satellite_records(),
-            "options": self.options(),
-        }
+    def state(self, request_id: str | None = None) -> ControlState:
+        return ControlState(
+            request_id=request_id,
+            server=self.server_state(),
+            settings=settings_of(self.context.config),
+            satellites=list(self.hub.satellites.values()),
+            options=self.options(),
+        )
 
-    def options(self) -> dict[str, list[str]]:
+    def options(self) -> Options:
         """What the settings may choose from."""
         context = self.context
-        return {
-            "backends": context.backends.available(context.config),
-            "voices": sorted(context.stages.tts.voices),
-            "personas": [p.name for p in context.config.personas],
-            "home_control": HOME_CONTROL_MODES,
-        }
+        return Options(
+            backends=context.backends.available(context.config),
+            voices=sorted(context.stages.tts.voices),
+            personas=[p.name for p in context.config.personas],
+            home_control=HOME_CONTROL_MODES,
+        )
 
-    def server_state(self) -> dict[str, Any]:
+    def server_state(self) -> ServerStatus:
         context = self.context
-        return {
-            "server_id": self.identity.server_id,
-            "name": self.server_name,
-            "version": __version__,
-            "sessions_active": len(context.sessions),
-            "last_v2v_ms": self.last_v2v_ms,
-            "backends": {
-                model_id: {"healthy": status["healthy"], "sessions": status.get("sessions")}
+        return ServerStatus(
+            server_id=self.identity.server_id,
+            name=self.server_name,
+            version=__version__,
+            sessions_active=len(context.sessions),
+            last_v2v_ms=self.last_v2v_ms,
+            backends={
+                model_id: BackendHealth(bool(status["healthy"]), _count(status.get("sessions")))
                 for model_id, status in context.backends.status().items()
             },
-        }
+        )
 
     # -- settings -----------------------------------------------------------------
 
-    async def change_settings(self, changes: object) -> dict[str, Any]:
+    async def change_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Replace the settings `changes` names; all the settings as they now are."""
+        if not changes:
+            raise BadRequest("settings must name at least one setting to change")
+        return await self._change_settings(lambda _: changes)
+
+    async def _change_settings(self, patch: SettingsPatch) -> dict[str, Any]:
+        """Apply `patch` to the settings as they are when the lock is ours, or nothing."""
         context = self.context
         async with self._settings_lock:
-            if not isinstance(changes, dict) or not changes:
-                raise ControlError("bad-request", "settings must be an object of changes")
+            changes = patch(settings_of(context.config))
             try:
                 changed = with_settings(context.config, changes, "settings")
                 check_configured_backends(changed)
             except ConfigError as error:
-                raise ControlError("bad-request", str(error)) from None
+                raise BadRequest(str(error)) from None
             self._check_voices(changed)
             await self._start_new_backends(changed)
             self.settings_file.save(changed)
@@ -173,9 +218,7 @@ class ControlService:
             _LOGGER.info("Settings changed: %s", ", ".join(sorted(changes)))
             await context.sessions.apply_settings(previous, changed)
         settings = settings_of(changed)
-        self.hub.push(
-            Event(type=SETTINGS_PUSH, data={"settings": settings, "options": self.options()})
-        )
+        self.hub.push(SettingsChanged(settings, self.options()))
         return settings
 
     def _check_voices(self, config: LocaraConfig) -> None:
@@ -183,7 +226,7 @@ class ControlService:
             try:
                 self.context.stages.tts.resolve_voice(persona.voice, persona.language)
             except VoiceNotFoundError as error:
-                raise ControlError("bad-request", f"persona {persona.name!r}: {error}") from None
+                raise BadRequest(f"persona {persona.name!r}: {error}") from None
 
     async def _start_new_backends(self, config: LocaraConfig) -> None:
         backends = self.context.backends
@@ -195,30 +238,23 @@ class ControlService:
                 await backends.get(model_id).start()
             except Exception as error:
                 await backends.discard(model_id)
-                raise ControlError("bad-request", f"cannot start {model_id}: {error}") from None
+                raise BadRequest(f"cannot start {model_id}: {error}") from None
 
     # -- announcements --------------------------------------------------------------
 
-    async def announce(self, data: dict[str, Any]) -> list[str]:
+    async def announce(self, request: Announce) -> list[str]:
+        """The satellites `request`'s text was spoken on."""
         context = self.context
-        text, satellite, area = data.get("text"), data.get("satellite"), data.get("area")
-        if not isinstance(text, str) or not text.strip():
-            raise ControlError("bad-request", "an announcement needs a text")
+        text, satellite, area = request.text, request.satellite, request.area
         limit = context.config.limits.max_text_chars
         if len(text) > limit:
-            raise ControlError("too-large", f"text of {len(text)} characters is over {limit}")
-        if not isinstance(satellite, str) and not isinstance(area, str):
-            raise ControlError("bad-request", "an announcement needs a satellite or an area")
-        links = context.sessions.find(
-            satellite if isinstance(satellite, str) else None,
-            area if isinstance(area, str) else None,
-        )
+            raise TooLarge(f"text of {len(text)} characters is over {limit}")
+        links = context.sessions.find(satellite, area)
         if not links:
             where = f"satellite {satellite!r}" if satellite else f"area {area!r}"
-            raise ControlError("not-found", f"no connected satellite in {where}")
-        listen = data.get("listen") is True
+            raise NotFound(f"no connected satellite in {where}")
         said = await asyncio.gather(
-            *(self._announce_on(link, text.strip(), listen) for link in links)
+            *(self._announce_on(link, text.strip(), request.listen) for link in links)
         )
         return [link.satellite for link, done in zip(links, said, strict=True) if done]
 
@@ -266,9 +302,13 @@ class ControlService:
             self.push_server_state()
 
     def push_server_state(self) -> None:
-        self.hub.push(Event(type=SERVER_PUSH, data=self.server_state()))
+        self.hub.push(self.server_state())
 
     async def unsubscribe(self, client: ControlClient) -> None:
         if client.subscriber is not None:
             await self.hub.unsubscribe(client.subscriber)
             client.subscriber = None
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) else None

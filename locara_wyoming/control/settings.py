@@ -1,7 +1,8 @@
 """The settings Home Assistant may change, and the file that keeps them across restarts.
 
 They are the configuration's personas, default backend and persona, rooms and muted
-satellites. The TOML file gives their first values; once changed over the control
+satellites, changed whole or by a patch of one satellite's mute or one room entry
+(`muted_patch`, `room_patch`). The TOML file gives their first values; once changed over the control
 channel they live in `<data_dir>/settings.json`, which overrides the TOML file's
 values for these keys. The file is replaced atomically (written beside, synced,
 renamed): a crash or a kill at any moment leaves either the old settings or the new.
@@ -17,6 +18,7 @@ from typing import Any
 
 from ..backends.registry import check_configured_backends
 from ..config import ConfigError, LocaraConfig, parse_config
+from ..protocol.control import SetMuted, SetRoom
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -51,6 +53,27 @@ def with_settings(config: LocaraConfig, changes: dict[str, Any], source: str) ->
         else:
             data[key] = value
     return parse_config(data, source)
+
+
+def muted_patch(settings: dict[str, Any], patch: SetMuted) -> dict[str, Any]:
+    """The `muted` setting of `settings` with `patch` applied; the others keep their order."""
+    muted: list[str] = settings["muted"]
+    if not patch.muted:
+        return {"muted": [name for name in muted if name != patch.satellite]}
+    return {"muted": muted if patch.satellite in muted else [*muted, patch.satellite]}
+
+
+def room_patch(settings: dict[str, Any], patch: SetRoom) -> dict[str, Any]:
+    """The `rooms` setting of `settings` with `patch` applied to the first entry matching
+    it (or to a new one); an entry left matching but setting nothing is dropped."""
+    rooms: list[dict[str, Any]] = settings["rooms"]
+    index = next(
+        (i for i, room in enumerate(rooms) if room.get(patch.key) == patch.name), len(rooms)
+    )
+    room = rooms[index] if index < len(rooms) else {patch.key: patch.name}
+    changed = {key: value for key, value in {**room, **patch.changes}.items() if value is not None}
+    kept = [changed] if set(changed) - {"satellite", "area"} else []
+    return {"rooms": [*rooms[:index], *kept, *rooms[index + 1 :]]}
 
 
 class SettingsFile:

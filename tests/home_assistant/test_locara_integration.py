@@ -29,6 +29,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.locara import client as locara_client
 from custom_components.locara.const import DOMAIN, SATELLITE_STATES
 from custom_components.locara.home_control import async_ask_home_assistant
+from custom_components.locara.protocol import HomeRequest
 
 from .conftest import DEFAULT_CONFIG_EXTRA, LocaraServer
 from .locara_helpers import (
@@ -172,13 +173,11 @@ async def test_a_satellite_that_connects_gets_entities_that_change_its_settings(
         moved = await room.wait_for("locara-session", lambda d: d["persona"] == "pirate", mark)
         assert moved.data["session_id"] == room.session["session_id"]
         await wait_until(lambda: state_of(hass, entities["persona"]) == "pirate", "persona")
-        # The satellite's own entry pins the backend it has, which the defaults gave it.
-        kitchen_room = {
-            "satellite": "kitchen",
-            "persona": "pirate",
-            "backend": "voice-pipeline-default",
-        }
+        # The satellite's own entry sets only what was chosen: the backend stays the one
+        # the defaults give.
+        kitchen_room = {"satellite": "kitchen", "persona": "pirate"}
         assert kitchen_room in saved_settings(locara_server)["rooms"]
+        assert state_of(hass, entities["backend"]) == "voice-pipeline-default"
 
         mark = room.mark()
         await hass.services.async_call(
@@ -214,6 +213,28 @@ async def test_a_satellite_that_connects_gets_entities_that_change_its_settings(
         "the satellite's entities unavailable",
     )
     await wait_until(lambda: state_of(hass, sessions) == "0", "no active session")
+
+
+async def test_two_mute_switches_turned_on_at_the_same_moment_both_mute(
+    hass: HomeAssistant, locara_server: LocaraServer, entry: ConfigEntry
+) -> None:
+    """One call on two switches (as a script or a scene does): Home Assistant turns them on
+    at once, and neither change undoes the other on the server."""
+    async with (
+        satellite(locara_server, "nursery", area="Nursery") as nursery,
+        satellite(locara_server, "office", area="Office") as office,
+    ):
+        mutes = [
+            (await entities_of_new_satellite(hass, locara_server, room))["mute"]
+            for room in (nursery, office)
+        ]
+        await hass.services.async_call("switch", "turn_on", {"entity_id": mutes}, blocking=True)
+        assert sorted(saved_settings(locara_server)["muted"]) == ["nursery", "office"]
+        await wait_until(lambda: all(state_of(hass, m) == "on" for m in mutes), "both muted")
+
+        await hass.services.async_call("switch", "turn_off", {"entity_id": mutes}, blocking=True)
+        assert saved_settings(locara_server)["muted"] == []
+        await wait_until(lambda: all(state_of(hass, m) == "off" for m in mutes), "both unmuted")
 
 
 async def test_home_control_turns_on_a_light_from_real_speech(
@@ -293,7 +314,7 @@ async def test_home_control_turns_on_a_light_from_real_speech(
     # LLM: the integration answers `handled: false` for it.
     server_id = server_id_of(locara_server)
     for text in ("What is the capital of France?", "Turn on the garage lights."):
-        request = {"text": text, "language": "en", "satellite": "hall", "conversation_id": "c1"}
+        request = HomeRequest("h1", text, "en", "hall", "Hall", "c1")
         assert await async_ask_home_assistant(hass, server_id, request) == (False, None), text
 
 
