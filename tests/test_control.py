@@ -270,8 +270,8 @@ async def test_two_satellites_muted_at_the_same_moment_are_both_muted(
         AsyncClient.from_uri(server.uri) as cellar,
         AsyncClient.from_uri(server.uri) as garage,
     ):
-        await open_session(cellar, SessionRequest("cellar"))
-        await open_session(garage, SessionRequest("garage"))
+        await request_session(cellar, SessionRequest("cellar"))
+        await request_session(garage, SessionRequest("garage"))
         for muted in (True, False):
             for hub in (first, second):
                 hub.pushes.clear()
