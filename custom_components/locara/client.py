@@ -54,19 +54,19 @@ Request = ChangeSettings | SetMuted | SetRoom | Announce
 Answer = TypeVar("Answer")
 
 
-class LocaraError(Exception):
+class LocaraClientError(Exception):
     """A control request or connection failed."""
 
 
-class CannotConnect(LocaraError):
+class CannotConnect(LocaraClientError):
     """The server cannot be reached, or the connection was lost."""
 
 
-class InvalidAuth(LocaraError):
+class InvalidAuth(LocaraClientError):
     """The server refused the token."""
 
 
-class RequestRefused(LocaraError):
+class RequestRefused(LocaraClientError):
     """The server answered a request with an `error` (a bad setting, no such satellite)."""
 
     def __init__(self, code: str, text: str) -> None:
@@ -322,7 +322,7 @@ class LocaraClient:
         try:
             return answer_of(answered)
         except ControlEventError as error:
-            raise LocaraError(f"{event.type}: an answer we cannot read: {error}") from error
+            raise LocaraClientError(f"{event.type}: an answer we cannot read: {error}") from error
 
     async def _change(self, request: ChangeSettings | SetMuted | SetRoom) -> dict[str, Any]:
         """All the settings as they are after `request`."""

@@ -39,7 +39,7 @@ from .client import (
     CannotConnect,
     InvalidAuth,
     LocaraClient,
-    LocaraError,
+    LocaraClientError,
     RequestRefused,
     ServerState,
 )
@@ -240,7 +240,7 @@ class LocaraOptionsFlow(OptionsFlow):
         except RequestRefused as error:
             self._error = error.text
             return {"base": "rejected"}
-        except LocaraError:
+        except LocaraClientError:
             return {"base": "cannot_connect"}
         return {}
 

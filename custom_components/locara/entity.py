@@ -8,7 +8,7 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 
-from .client import LocaraClient, LocaraError, ServerState
+from .client import LocaraClient, LocaraClientError, ServerState
 from .const import DOMAIN
 from .data import LocaraConfigEntry, satellite_identifier, server_identifier
 from .protocol import SatelliteRecord
@@ -43,7 +43,7 @@ class LocaraEntity(Entity):
         """Wait for a request to the server; its failure as Home Assistant's error."""
         try:
             await request
-        except LocaraError as error:
+        except LocaraClientError as error:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="request_failed",

@@ -13,7 +13,7 @@ from homeassistant.helpers import area_registry as ar
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 
-from .client import LocaraError, RequestRefused
+from .client import LocaraClientError, RequestRefused
 from .const import DOMAIN
 from .data import LocaraConfigEntry, satellite_identifier, satellite_of
 from .protocol import SatelliteRecord
@@ -123,7 +123,7 @@ async def _async_announce(hass: HomeAssistant, call: ServiceCall, *, listen: boo
                 translation_key="satellite_not_connected",
                 translation_placeholders={"satellite": name},
             ) from result
-        if isinstance(result, LocaraError):
+        if isinstance(result, LocaraClientError):
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="request_failed",
