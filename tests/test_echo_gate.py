@@ -6,12 +6,15 @@ import asyncio
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 
 from locara_wyoming.bench.server_process import ServerProcess
 from locara_wyoming.client.echo_gate import EchoGate
 from locara_wyoming.client.scripted import ScriptedSatellite
 
-from .conftest import Speech
+from .support.speech import Speech
+
+pytestmark = pytest.mark.models
 
 RATE = 16000
 CHUNK = 320  # 20 ms

@@ -18,8 +18,16 @@ from locara_wyoming.bench.server_process import ServerProcess
 from locara_wyoming.bench.stalled import stall_session, stall_speech
 from locara_wyoming.services.speech import SAMPLES_PER_CHUNK
 
-from .conftest import Speech
-from .test_bad_input import expect_alive, expect_closed, expect_error, next_event, raw_connection
+from .support.raw_wyoming import (
+    expect_alive,
+    expect_closed,
+    expect_error,
+    next_event,
+    raw_connection,
+)
+from .support.speech import Speech
+
+pytestmark = pytest.mark.models
 
 LIMITS = """
 [limits]
