@@ -1,9 +1,17 @@
-"""Real speech for the tests, from the embedded Piper voice, and how close heard words
-are to said ones."""
+"""Real speech for the tests: the embedded Piper voice, or clips it once spoke.
+
+`Speech` needs Piper (a test marked `models` gets one from the `speech` fixture).
+`RecordedSpeech` plays back clips of that same voice kept in tests/data/speech, so a
+test of audio logic (the echo gate) runs in the fast tier without any model. Piper
+speaks without random variation here (`speak`), so a clip is what the voice says today;
+`python -m tests.support.speech` records the clips again, from the full install.
+"""
 
 from __future__ import annotations
 
 import re
+import wave
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -14,6 +22,14 @@ from locara_wyoming.bench.utterances import speak
 
 if TYPE_CHECKING:
     from piper import PiperVoice
+
+CLIPS = Path(__file__).resolve().parents[1] / "data" / "speech"
+RECORDED = [
+    "The weather today is sunny and warm, with a light breeze.",
+    "Once upon a time there was a dragon who lived on a mountain.",
+    "Stop, please.",
+]
+"""What `RecordedSpeech` can say: the echo gate's replies and the user's barge-in."""
 
 
 class Speech:
@@ -43,6 +59,33 @@ class Speech:
         return (np.clip(samples, -1, 1) * (2**31 - 1)).astype("<i4").tobytes()
 
 
+class RecordedSpeech:
+    """The embedded voice's clips of `RECORDED`, at 16 kHz, without Piper."""
+
+    def at_16k(self, text: str) -> np.ndarray:
+        path = clip_path(text)
+        assert path.exists(), f"no clip of {text!r}: add it to RECORDED and record again"
+        with wave.open(str(path), "rb") as clip:
+            pcm = clip.readframes(clip.getnframes())
+        return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def clip_path(text: str) -> Path:
+    return CLIPS / (re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") + ".wav")
+
+
+def record(speech: Speech) -> None:
+    """Speak every text of `RECORDED` into its clip (16 kHz, 16-bit, mono)."""
+    CLIPS.mkdir(parents=True, exist_ok=True)
+    for text in RECORDED:
+        samples = np.clip(speech.at_16k(text), -1, 1)
+        with wave.open(str(clip_path(text)), "wb") as clip:
+            clip.setnchannels(1)
+            clip.setsampwidth(2)
+            clip.setframerate(16000)
+            clip.writeframes((samples * 32767).astype("<i2").tobytes())
+
+
 def _words(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
 
@@ -60,3 +103,12 @@ def word_errors(reference: str, hypothesis: str) -> int:
 
     out = jiwer.process_words(_words(reference), _words(hypothesis))
     return int(out.substitutions + out.deletions + out.insertions)
+
+
+if __name__ == "__main__":
+    from piper import PiperVoice
+
+    from locara_wyoming.embedded_models import PIPER_JOE
+
+    record(Speech(PiperVoice.load(PIPER_JOE.path())))
+    print(f"Recorded {len(RECORDED)} clips in {CLIPS}")
