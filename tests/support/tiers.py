@@ -71,16 +71,18 @@ class ModelImports(importlib.abc.MetaPathFinder):
         return None
 
 
-_imports = ModelImports()
+IMPORTS = pytest.StashKey[ModelImports]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    sys.meta_path.insert(0, _imports)
+    config.stash[IMPORTS] = ModelImports()
+    sys.meta_path.insert(0, config.stash[IMPORTS])
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if _imports in sys.meta_path:
-        sys.meta_path.remove(_imports)
+    imports = config.stash.get(IMPORTS, None)
+    if imports in sys.meta_path:
+        sys.meta_path.remove(imports)
 
 
 def leaves_out_models(config: pytest.Config) -> bool:
@@ -119,6 +121,7 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    imports = session.config.stash[IMPORTS]
     unmarked = [
         f"  {item.nodeid} uses {', '.join(sorted(MODEL_FIXTURES & set(item.fixturenames)))}"
         for item in session.items
@@ -128,7 +131,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     selected = {item.path for item in session.items}
     at_import = [
         f"  {os.path.relpath(file, session.config.rootpath)} imports {runtime} at its top"
-        for runtime, files in sorted(_imports.importers.items())
+        for runtime, files in sorted(imports.importers.items())
         for file in sorted(files & selected)
     ]
     if unmarked or (model_free and at_import):
@@ -138,8 +141,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             + "\n".join(unmarked + (at_import if model_free else []))
         )
     if model_free:
-        _imports.refusing = True
-        session.config.add_cleanup(lambda: setattr(_imports, "refusing", False))
+        imports.refusing = True
         monkeypatch = pytest.MonkeyPatch()
         monkeypatch.setattr(ServerProcess, "start", _refuse_server)
         session.config.add_cleanup(monkeypatch.undo)
