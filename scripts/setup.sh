@@ -87,7 +87,7 @@ HA_PACKAGES=(
   # what wyoming's dependencies (assist_pipeline, assist_satellite, conversation, ffmpeg,
   # tts) require, at the versions the constraints file pins, which are their manifests'
   pymicro-vad pyspeex-noise hassil home-assistant-intents ha-ffmpeg mutagen
-  # type-checks custom_components/locara against Home Assistant itself (make lint)
+  # type-checks custom_components/locara against Home Assistant itself (make lint-ha)
   "mypy>=1.11"
 )
 install_ha() {
