@@ -4,7 +4,7 @@ endpoint, Piper's voice and Whisper.
 A pytest plugin (tests/conftest.py loads it). It imports no model runtime itself: each
 fixture imports what it needs when a test marked `models` first asks for it, so the
 fast tier collects and runs from the base install. A test that asks for one of
-`MODEL_FIXTURES` without the marker is refused at collection (tests/conftest.py).
+`MODEL_FIXTURES` without the marker stops the run as it starts (tests/support/tiers.py).
 """
 
 from __future__ import annotations
