@@ -13,6 +13,9 @@
 #   scripts/setup.sh test     the server plus everything the test suite needs (the
 #                             stock chain the voice benchmark compares with, Moshi, and
 #                             .venv-satellite, .venv-mlx and .venv-ha, which the tests run)
+#   scripts/setup.sh fast     the base install and the test runner, no model (under a
+#                             minute), for `make test-fast`; a .venv that `test` set up
+#                             already holds it and is used as it is
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,8 +24,9 @@ case "$what" in
   server) extras="server" ;;
   satellite|mlx|ha) extras="" ;;
   moshi) extras="server,moshi" ;;
-  test) extras="server,moshi,bench,satellite,test" ;;
-  *) echo "usage: scripts/setup.sh [server|satellite|moshi|mlx|ha|test]" >&2; exit 2 ;;
+  test) extras="server,moshi,bench,satellite,test,test-models,lint" ;;
+  fast) extras="test" ;;
+  *) echo "usage: scripts/setup.sh [server|satellite|moshi|mlx|ha|test|fast]" >&2; exit 2 ;;
 esac
 
 python=${PYTHON:-}
@@ -33,6 +37,26 @@ if [ -z "$python" ]; then
 fi
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
   echo "Locara needs Python 3.11 or newer; set PYTHON=/path/to/python3.11" >&2; exit 2; }
+
+# pyproject.toml as it was when the `test` extra last went into a venv (by `fast` or
+# `test`): while it is the same, `fast` has nothing to install, whichever of the two made
+# the venv.
+TEST_STAMP=.locara-test-extra
+pyproject_hash() {
+  "$python" -c 'import hashlib; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())'
+}
+
+# The fast tier's install: the base dependencies and the `test` extra, no model runtime.
+install_fast() {
+  local venv=$1
+  if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/$TEST_STAMP" 2>/dev/null)" = "$(pyproject_hash)" ]; then
+    return 0
+  fi
+  [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+  echo "Installing locara-wyoming[test] into $venv…"
+  "$venv/bin/python" -m pip install --quiet -e ".[test]"
+  pyproject_hash > "$venv/$TEST_STAMP"
+}
 
 install_satellite() {
   local venv=$1
@@ -63,7 +87,7 @@ HA_PACKAGES=(
   # what wyoming's dependencies (assist_pipeline, assist_satellite, conversation, ffmpeg,
   # tts) require, at the versions the constraints file pins, which are their manifests'
   pymicro-vad pyspeex-noise hassil home-assistant-intents ha-ffmpeg mutagen
-  # type-checks custom_components/locara against Home Assistant itself (make lint)
+  # type-checks custom_components/locara against Home Assistant itself (make lint-ha)
   "mypy>=1.11"
 )
 install_ha() {
@@ -108,6 +132,11 @@ PY
 if [ "$what" = ha ]; then
   install_ha "${VENV:-.venv-ha}"
   echo "Ready: ${VENV:-.venv-ha}"
+  exit 0
+fi
+if [ "$what" = fast ]; then
+  install_fast "${VENV:-.venv}"
+  echo "Ready: ${VENV:-.venv}"
   exit 0
 fi
 if [ "$what" = satellite ]; then
@@ -166,5 +195,8 @@ echo "Installing locara-wyoming[$extras] into $venv…"
 # is read, so the wheel goes in without pipecat's own (heavy) dependencies.
 if [[ ",$extras," == *",server,"* ]]; then
   "$venv/bin/python" -m pip install --quiet --no-deps "pipecat-ai==1.14.0"
+fi
+if [[ ",$extras," == *",test,"* ]]; then
+  pyproject_hash > "$venv/$TEST_STAMP"
 fi
 echo "Ready: $venv"

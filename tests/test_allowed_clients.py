@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from locara_wyoming.bench.server_process import ServerProcess
 
-from .conftest import serve_expecting_failure
-from .test_bad_input import expect_closed, expect_error, raw_connection
+from .support.raw_wyoming import expect_closed, expect_error, raw_connection
+from .support.servers import serve_expecting_failure
+
+pytestmark = pytest.mark.models
 
 
 async def test_an_address_outside_the_list_is_refused(tmp_path: Path) -> None:

@@ -9,10 +9,10 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-from piper import PiperVoice
 
 from locara_wyoming.bench import utterances
 from locara_wyoming.bench.options import VoiceBenchOptions
@@ -21,6 +21,9 @@ from locara_wyoming.bench.soak import slope_per_hour
 from locara_wyoming.bench.turns import converse
 from locara_wyoming.bench.utterances import Question, Style
 from locara_wyoming.client.simulated import VOICED_LEVEL
+
+if TYPE_CHECKING:
+    from piper import PiperVoice
 
 
 def bench(*args: str, command: str = "voice") -> subprocess.CompletedProcess[str]:
@@ -32,6 +35,7 @@ def bench(*args: str, command: str = "voice") -> subprocess.CompletedProcess[str
     )
 
 
+@pytest.mark.models
 def test_bad_options_are_named_and_nothing_runs(tmp_path: Path) -> None:
     result = bench(
         "--turns", "0", "--echo-gain", "3", "--utterances", str(tmp_path / "none"),
@@ -46,6 +50,7 @@ def test_bad_options_are_named_and_nothing_runs(tmp_path: Path) -> None:
     assert "Starting the server" not in result.stderr
 
 
+@pytest.mark.models
 def test_a_short_voice_bench_reports_every_number(tmp_path: Path) -> None:
     out = tmp_path / "voice.json"
     result = bench(
@@ -87,6 +92,7 @@ def test_a_short_voice_bench_reports_every_number(tmp_path: Path) -> None:
     assert results["rss_mb"]["after_bench"] > 100
 
 
+@pytest.mark.models
 def test_a_turn_without_an_answer_is_a_finding_not_a_traceback(tmp_path: Path) -> None:
     # Two seconds of silence as the question: nothing for the server to answer.
     folder = tmp_path / "utterances"
@@ -150,6 +156,7 @@ def spectrum_scale(reference: np.ndarray, other: np.ndarray) -> float:
     )
 
 
+@pytest.mark.models
 def test_the_paused_set_pauses_where_it_says(paused_set: list[Question]) -> None:
     assert len(paused_set) == VoiceBenchOptions().paused_turns >= 20
     for spoken, phrases in zip(paused_set, utterances.PAUSED_PHRASES, strict=True):
@@ -176,6 +183,7 @@ def test_the_paused_set_pauses_where_it_says(paused_set: list[Question]) -> None
     assert {style.pace for style in styles} == set(utterances.PACES) == {"normal", "slow", "fast"}
 
 
+@pytest.mark.models
 def test_the_paused_voices_differ_in_pitch_and_pace(piper_voice: PiperVoice) -> None:
     text = "What is the weather like today?"
 
@@ -198,6 +206,7 @@ def test_the_paused_voices_differ_in_pitch_and_pace(piper_voice: PiperVoice) -> 
     assert np.array_equal(said("joe-high", "slow"), said("joe-high", "slow"))
 
 
+@pytest.mark.models
 def test_a_recordings_real_end_is_its_last_voiced_sample(
     tmp_path: Path, piper_voice: PiperVoice
 ) -> None:
@@ -216,6 +225,7 @@ def test_a_recordings_real_end_is_its_last_voiced_sample(
     assert abs(kitchen.last_voiced - true_end) <= 0.02 * utterances.MIC_RATE
 
 
+@pytest.mark.models
 async def test_a_reply_heard_before_the_user_has_finished_is_counted(
     server: ServerProcess, piper_voice: PiperVoice
 ) -> None:
@@ -237,6 +247,7 @@ async def test_a_reply_heard_before_the_user_has_finished_is_counted(
     assert tally.report()["early_replies"] == 1
 
 
+@pytest.mark.models
 def test_the_satellite_bench_names_a_bad_option() -> None:
     result = bench("--rounds", "0", command="satellite")
     assert result.returncode == 2
@@ -244,6 +255,7 @@ def test_the_satellite_bench_names_a_bad_option() -> None:
     assert "Starting the server" not in result.stderr
 
 
+@pytest.mark.models
 def test_the_soak_bench_names_bad_options() -> None:
     result = bench("--minutes", "0", "--sessions", "0", "--warm-up-minutes", "-1", command="soak")
     assert result.returncode == 2
@@ -260,6 +272,7 @@ def test_the_soak_reports_how_fast_idle_memory_rises() -> None:
     assert slope_per_hour([0.0, 10.0], [500.0, 500.0]) == 0.0
 
 
+@pytest.mark.models
 def test_a_short_soak_reports_turns_memory_and_descriptors(tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
     config = Path(__file__).parents[1] / "config" / "bench-voice.toml"
@@ -289,6 +302,7 @@ def test_a_short_soak_reports_turns_memory_and_descriptors(tmp_path: Path) -> No
     assert any("Created the control token in" in line for line in warnings), warnings
 
 
+@pytest.mark.models
 def test_the_stalled_bench_names_a_bad_option() -> None:
     result = bench("--rounds", "0", command="stalled")
     assert result.returncode == 2
@@ -296,6 +310,7 @@ def test_the_stalled_bench_names_a_bad_option() -> None:
     assert "Starting the server" not in result.stderr
 
 
+@pytest.mark.models
 def test_a_stalled_round_reports_what_each_kind_of_client_held(tmp_path: Path) -> None:
     out = tmp_path / "stalled.json"
     result = bench("--rounds", "1", "--json", str(out), command="stalled")

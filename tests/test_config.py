@@ -12,7 +12,7 @@ from locara_satellite.config import Activation, load_satellite_config
 from locara_wyoming.config import ConfigError, load_config
 from locara_wyoming.embedded_models import EmbeddedModel, ModelMissingError
 
-from .conftest import serve_expecting_failure
+from .support.servers import serve_expecting_failure
 
 CONFIG_DIR = Path(__file__).parent.parent / "config"
 
@@ -71,6 +71,7 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
         load_config(tmp_path / "absent.toml")
 
 
+@pytest.mark.models
 def test_serve_with_bad_config_exits_at_start_with_the_message(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("[tts]\nconcurrency = 'many'\n")
@@ -84,6 +85,7 @@ def test_serve_with_bad_config_exits_at_start_with_the_message(tmp_path: Path) -
     assert "tts.concurrency = 'many'" in result.stderr
 
 
+@pytest.mark.models
 def test_serve_with_unusable_uri_exits_with_the_message() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "locara_wyoming", "serve", "--uri", "http://host:1"],
@@ -108,12 +110,14 @@ def test_missing_model_package_names_what_to_install() -> None:
         missing.path()
 
 
+@pytest.mark.models
 def test_voice_file_that_does_not_exist_stops_start(tmp_path: Path) -> None:
     result = serve_expecting_failure(tmp_path, "[tts]\nvoices = ['/nowhere/en_US-x.onnx']\n")
     assert result.returncode == 3
     assert "Piper voice '/nowhere/en_US-x.onnx' does not exist" in result.stderr
 
 
+@pytest.mark.models
 def test_persona_voice_that_does_not_exist_stops_start(tmp_path: Path) -> None:
     result = serve_expecting_failure(
         tmp_path, "[[personas]]\nname = 'kid'\nvoice = 'en_GB-nobody'\n"
@@ -122,6 +126,7 @@ def test_persona_voice_that_does_not_exist_stops_start(tmp_path: Path) -> None:
     assert "persona 'kid': voice: no voice named 'en_GB-nobody'" in result.stderr
 
 
+@pytest.mark.models
 def test_unknown_backend_prefix_stops_start(tmp_path: Path) -> None:
     config = "[[rooms]]\narea = 'Hall'\nbackend = 'gpt-voice-1'\n"
     result = serve_expecting_failure(tmp_path, config)

@@ -25,9 +25,13 @@ from locara_wyoming.config import LocaraConfig, PersonaConfig
 from locara_wyoming.control.settings import SettingsFile
 from locara_wyoming.protocol.session import SessionRequest
 
-from .conftest import TEST_CONFIG, Speech
-from .control_client import control
-from .test_voice_sessions import satellite
+from .support.control_client import control
+from .support.rooms import satellite
+from .support.servers import TEST_CONFIG
+from .support.speech import Speech
+
+# A real server, but for the settings store, which imports the stages (faster-whisper) too.
+pytestmark = pytest.mark.models
 
 CONFIG = (
     TEST_CONFIG

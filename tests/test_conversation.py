@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import numpy as np
+import pytest
 
 from locara_satellite.audio import CHUNK_BYTES, CHUNK_MS, MIC_FORMAT
 from locara_satellite.config import Activation
@@ -20,7 +21,9 @@ from locara_satellite.listening.speech import SpeechDetector
 from locara_satellite.listening.wake_word import WakeWordDetector
 from locara_wyoming.audio_format import float_to_pcm16
 
-from .conftest import Speech
+from .support.speech import Speech
+
+pytestmark = pytest.mark.models
 
 RATE = 16000
 

@@ -1,4 +1,5 @@
-"""The echo gate on real speech: the speaker's echo becomes silence, the user gets through."""
+"""The echo gate on real speech (the embedded voice, recorded once): the speaker's echo
+becomes silence, the user gets through."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import asyncio
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 
 from locara_wyoming.bench.server_process import ServerProcess
 from locara_wyoming.client.echo_gate import EchoGate
 from locara_wyoming.client.scripted import ScriptedSatellite
 
-from .conftest import Speech
+from .support.speech import RecordedSpeech, Speech
 
 RATE = 16000
 CHUNK = 320  # 20 ms
@@ -46,7 +48,8 @@ def echo_of(played: np.ndarray, gain: float) -> np.ndarray:
     return (np.concatenate([np.zeros(DELAY), played * gain]) + noise).astype(np.float32)
 
 
-def test_the_speakers_echo_is_silenced_at_any_room_gain(speech: Speech) -> None:
+def test_the_speakers_echo_is_silenced_at_any_room_gain() -> None:
+    speech = RecordedSpeech()
     played = speech.at_16k("The weather today is sunny and warm, with a light breeze.")
     for gain in (0.05, 0.3, 1.0):
         mic = echo_of(played, gain)
@@ -76,7 +79,8 @@ def talk_over(
     return OverTheReply(judged, during, voiced, mic)
 
 
-def test_the_user_speaking_over_the_echo_gets_through(speech: Speech) -> None:
+def test_the_user_speaking_over_the_echo_gets_through() -> None:
+    speech = RecordedSpeech()
     played = speech.at_16k("Once upon a time there was a dragon who lived on a mountain.")
     first_reply = speech.at_16k("The weather today is sunny and warm, with a light breeze.")
     user = speech.at_16k("Stop, please.")
@@ -95,8 +99,9 @@ def test_the_user_speaking_over_the_echo_gets_through(speech: Speech) -> None:
         assert judged[echo_only].mean() >= 0.97, gain
 
 
-def test_barge_ins_do_not_teach_the_gate_that_the_room_is_loud(speech: Speech) -> None:
+def test_barge_ins_do_not_teach_the_gate_that_the_room_is_loud() -> None:
     """Talking over reply after reply: the last barge-in gets through like the first."""
+    speech = RecordedSpeech()
     replies = [speech.at_16k(text) for text in (
         "Once upon a time there was a dragon who lived on a mountain.",
         "The weather today is sunny and warm, with a light breeze.",
@@ -128,6 +133,7 @@ async def run_room(server: ServerProcess, speech: Speech, echo_gate: bool) -> bo
         await room.stop()
 
 
+@pytest.mark.models
 async def test_with_the_gate_a_loud_room_does_not_interrupt_itself(
     server: ServerProcess, speech: Speech
 ) -> None:

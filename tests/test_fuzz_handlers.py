@@ -34,7 +34,9 @@ from wyoming.event import Event
 
 from locara_wyoming.bench.server_process import ServerProcess
 
-from .test_fuzz_reader import json_values
+from .support.strategies import json_values
+
+pytestmark = pytest.mark.models
 
 FUZZ = settings(
     max_examples=int(os.environ.get("LOCARA_FUZZ_EXAMPLES", "150")),

@@ -19,6 +19,8 @@ from wyoming.event import Event
 
 from locara_wyoming.connection.reader import ProtocolError, ReadLimits, read_event
 
+from .support.strategies import json_values
+
 LIMITS = ReadLimits(max_header_bytes=512, max_data_bytes=256, max_payload_bytes=1024)
 STREAM_LIMIT = 4096  # asyncio's own line limit, above the header limit as in the server
 FUZZ = settings(
@@ -27,13 +29,6 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=10,
-)
 lengths = st.none() | st.integers(-5, 3000) | st.text(max_size=3) | st.booleans() | st.floats()
 
 

@@ -19,7 +19,7 @@ from zeroconf.asyncio import AsyncServiceBrowser, AsyncZeroconf
 from locara_wyoming.bench.server_process import ServerProcess
 from locara_wyoming.zeroconf_advertiser import SERVICE_TYPE, instance_name
 
-from .conftest import TEST_CONFIG
+from .support.servers import TEST_CONFIG
 
 
 class Browser:
@@ -51,6 +51,7 @@ async def browser() -> AsyncIterator[Browser]:
     await found.zeroconf.async_close()
 
 
+@pytest.mark.models
 async def test_zeroconf_browser_finds_the_server(
     server: ServerProcess, zeroconf_name: str, browser: Browser
 ) -> None:
@@ -70,6 +71,7 @@ def test_instance_names_are_stable_and_prefixed() -> None:
     assert instance_name(None).startswith("locara-")
 
 
+@pytest.mark.models
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_signal_withdraws_zeroconf_and_closes_connections(
     tmp_path: Path, browser: Browser, signum: int
@@ -89,6 +91,7 @@ async def test_signal_withdraws_zeroconf_and_closes_connections(
     assert any("Stopped" in line for line in process.log)
 
 
+@pytest.mark.models
 async def test_unix_socket_transport(tmp_path: Path) -> None:
     socket_path = tmp_path / "locara.sock"
     process = ServerProcess(tmp_path, TEST_CONFIG, ["--no-zeroconf"], uri=f"unix://{socket_path}")
@@ -103,6 +106,7 @@ async def test_unix_socket_transport(tmp_path: Path) -> None:
     assert not socket_path.exists()
 
 
+@pytest.mark.models
 async def test_stdio_transport(tmp_path: Path) -> None:
     config = tmp_path / "locara.toml"
     config.write_text(TEST_CONFIG)

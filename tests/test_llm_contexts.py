@@ -101,6 +101,7 @@ async def load(concurrency: int, wait_s: float) -> LlamaCppChat:
     return llm
 
 
+@pytest.mark.models
 async def test_two_conversations_stream_at_once_on_two_contexts() -> None:
     llm = await load(concurrency=2, wait_s=5)
     kitchen = llm.stream_reply(question("Name a fruit."), "kitchen")
@@ -120,6 +121,7 @@ async def test_two_conversations_stream_at_once_on_two_contexts() -> None:
         assert "".join(pieces[room]) == "".join(alone)
 
 
+@pytest.mark.models
 async def test_one_context_serves_one_reply_and_others_get_busy() -> None:
     llm = await load(concurrency=1, wait_s=0.5)
     kitchen = llm.stream_reply(question("Name a fruit."), "kitchen")

@@ -47,6 +47,7 @@ async def fresh_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
         yield process
 
 
+@pytest.mark.models
 async def test_a_long_sentence_and_a_long_transcription_leave_no_growth(
     fresh_server: ServerProcess,
 ) -> None:

@@ -12,6 +12,8 @@ from locara_wyoming.engines.engine import FrameOutput, Persona
 from locara_wyoming.engines.tiny_moshi import make_tiny_moshi
 from locara_wyoming.engines.torch_engine import TorchMoshiEngine
 
+pytestmark = pytest.mark.models
+
 FRAMES = 24
 
 

@@ -25,6 +25,8 @@ from locara_wyoming.client.frame_stream import FrameStream, SessionRefusedError,
 from locara_wyoming.engines.tiny_moshi import make_tiny_moshi
 from locara_wyoming.protocol.session import SessionRequest
 
+pytestmark = pytest.mark.models
+
 FRAME_BYTES = 1920 * 2
 MLX_PYTHON = Path(__file__).parent.parent / ".venv-mlx" / "bin" / "python"
 

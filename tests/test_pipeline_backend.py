@@ -32,7 +32,9 @@ from locara_wyoming.stages.llm import ChatMessage, ChatModel
 from locara_wyoming.stages.loading import Stages, load_stages
 from locara_wyoming.workers import Urgency
 
-from .conftest import Speech
+from .support.speech import Speech
+
+pytestmark = pytest.mark.models
 
 SILENCE = np.zeros(16000, np.float32)
 PAST_ANY_WAIT = np.zeros(32000, np.float32)

@@ -17,7 +17,10 @@ import pytest
 
 from locara_wyoming.bench.server_process import ServerProcess
 
-from .conftest import TEST_CONFIG, Speech
+from .support.servers import TEST_CONFIG
+from .support.speech import Speech
+
+pytestmark = pytest.mark.models
 
 Message = tuple[str, dict[str, Any], bytes]
 

@@ -14,12 +14,22 @@ import pytest
 from wyoming.event import Event, async_write_event
 from wyoming.tts import Synthesize
 
+from locara_wyoming.backends.pipeline.clauses import split_for_speech
 from locara_wyoming.bench.server_process import ServerProcess
 from locara_wyoming.bench.stalled import stall_session, stall_speech
 from locara_wyoming.services.tts import SAMPLES_PER_CHUNK
 
-from .conftest import Speech
-from .test_bad_input import expect_alive, expect_closed, expect_error, next_event, raw_connection
+from .support.raw_wyoming import (
+    expect_alive,
+    expect_closed,
+    expect_error,
+    next_event,
+    raw_connection,
+)
+from .support.slow_voice import CHUNK_S, SPOKEN_S, SlowVoice
+from .support.speech import Speech
+
+pytestmark = pytest.mark.models
 
 LIMITS = """
 [limits]
@@ -62,17 +72,48 @@ async def test_a_header_sent_a_byte_at_a_time_is_timed_out(strict_server: Server
         assert time.monotonic() - started < 1.6 + 1.5
 
 
+@pytest.fixture(scope="module")
+async def slow_voice_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[ServerProcess]:
+    """The same idle limit, with asr and tts from a voice that takes a known time anywhere."""
+    voice = SlowVoice()
+    await voice.start()
+    config = f"""
+[limits]
+idle_connection_s = 1.5
+
+[stt]
+uri = "{voice.uri}"
+
+[tts]
+uri = "{voice.uri}"
+
+[llm]
+concurrency = 1
+"""
+    try:
+        async with ServerProcess(tmp_path_factory.mktemp("slow"), config) as process:
+            yield process
+    finally:
+        await voice.stop()
+
+
 async def test_a_client_waiting_for_a_long_answer_is_not_idle(
-    strict_server: ServerProcess,
+    slow_voice_server: ServerProcess,
 ) -> None:
-    """Synthesis of 15 sentences takes longer than the idle limit; the client gets it all."""
-    async with raw_connection(strict_server) as (reader, writer):
-        await async_write_event(Synthesize(text=LONG_TEXT[:1000]).event(), writer)
+    """Three sentences, each of them SPOKEN_S to synthesize, take longer than the idle limit
+    on any machine; the client gets it all."""
+    text = LONG_TEXT[:186]
+    pieces = len(split_for_speech(text))
+    assert pieces * SPOKEN_S > 1.5 + 1.0  # the idle limit, and a second more
+    async with raw_connection(slow_voice_server) as (reader, writer):
+        await async_write_event(Synthesize(text=text).event(), writer)
         started, chunks = time.monotonic(), 0
         while (event := await next_event(reader)) is not None and event.type != "audio-stop":
             chunks += event.type == "audio-chunk"
-        assert event is not None and chunks > 10
-        assert time.monotonic() - started > 1.5  # longer than the idle limit
+        assert event is not None and chunks >= pieces * SPOKEN_S / CHUNK_S
+        assert time.monotonic() - started >= pieces * SPOKEN_S - CHUNK_S
         await expect_alive(writer, reader)
 
 

@@ -10,6 +10,7 @@ import asyncio
 import uuid
 from pathlib import Path
 
+import pytest
 from wyoming.asr import Transcript
 from wyoming.client import AsyncClient
 from wyoming.event import Event
@@ -19,8 +20,11 @@ from locara_wyoming.audio_format import PcmFormat
 from locara_wyoming.bench import client as wy
 from locara_wyoming.bench.server_process import ServerProcess, free_port
 
-from .conftest import MODEL_ALIAS, Speech, serve_expecting_failure
-from .prompt_tap import PromptTap
+from .support.prompt_tap import PromptTap
+from .support.servers import MODEL_ALIAS, serve_expecting_failure
+from .support.speech import Speech
+
+pytestmark = pytest.mark.models
 
 
 async def test_info_describes_the_remote_models(delegating_server: ServerProcess) -> None:

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soxr
 from faster_whisper import WhisperModel
 from wyoming.client import AsyncClient
@@ -19,9 +20,12 @@ from wyoming.event import Event
 from locara_wyoming.bench.server_process import ServerProcess
 from locara_wyoming.bench.utterances import write_wav
 
-from .conftest import TEST_CONFIG, Speech
-from .control_client import control
-from .satellite_process import SATELLITE_PYTHON, SatelliteProcess, read_wav
+from .support.control_client import control
+from .support.satellite_process import SATELLITE_PYTHON, SatelliteProcess, read_wav
+from .support.servers import TEST_CONFIG
+from .support.speech import Speech
+
+pytestmark = pytest.mark.models
 
 RATE = 16000
 

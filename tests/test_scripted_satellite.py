@@ -12,7 +12,9 @@ from locara_wyoming.bench.server_process import ServerProcess
 from locara_wyoming.client.scripted import ScriptedSatellite
 from locara_wyoming.client.session import SessionFailedError
 
-from .conftest import Speech
+from .support.speech import Speech
+
+pytestmark = pytest.mark.models
 
 
 async def test_a_room_whose_server_goes_away_fails_instead_of_waiting(

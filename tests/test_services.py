@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
 
-import jiwer
 import pytest
 import soxr
 from faster_whisper import WhisperModel
@@ -28,15 +26,9 @@ from locara_wyoming.audio_format import PcmFormat, pcm_to_float
 from locara_wyoming.bench import client as wy
 from locara_wyoming.bench.server_process import ServerProcess
 
-from .conftest import Speech
+from .support.speech import Speech, wer, word_errors
 
-
-def _words(text: str) -> str:
-    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    return float(jiwer.wer(_words(reference), _words(hypothesis)))
+pytestmark = pytest.mark.models
 
 
 async def test_info_is_complete_and_truthful(server: ServerProcess) -> None:
@@ -151,11 +143,6 @@ def whisper_hears(whisper: WhisperModel, pcm: bytes) -> str:
     samples = soxr.resample(pcm_to_float(pcm, 2), 22050, 16000)
     segments, _ = whisper.transcribe(samples, language="en", beam_size=1)
     return "".join(s.text for s in segments)
-
-
-def word_errors(reference: str, hypothesis: str) -> int:
-    out = jiwer.process_words(_words(reference), _words(hypothesis))
-    return int(out.substitutions + out.deletions + out.insertions)
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,10 @@ from faster_whisper import WhisperModel
 from locara_wyoming.bench.server_process import ServerProcess
 from locara_wyoming.bench.utterances import write_wav
 
-from .conftest import Speech
-from .satellite_process import SatelliteProcess, read_wav
+from .support.satellite_process import SatelliteProcess, read_wav
+from .support.speech import Speech
+
+pytestmark = pytest.mark.models
 
 NEEDED = ("pulseaudio", "pactl", "paplay", "parecord")
 

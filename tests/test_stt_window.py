@@ -22,6 +22,8 @@ from locara_wyoming.config import ConfigError, LimitsConfig, SttConfig, load_con
 from locara_wyoming.stages.stt import STT_RATE, FasterWhisperStt
 from locara_wyoming.stages.whisper_window import ShortWindowWhisper
 
+pytestmark = pytest.mark.models
+
 LONG = [
     "Please turn off the lights in the kitchen and the living room. Then lock the front "
     "door, close the garage, and set the heating to nineteen degrees for the night. Also "

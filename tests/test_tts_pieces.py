@@ -8,6 +8,8 @@ import pytest
 from locara_wyoming.config import LimitsConfig, TtsConfig
 from locara_wyoming.stages.tts import PiperTts
 
+pytestmark = pytest.mark.models
+
 
 @pytest.fixture(scope="module")
 async def piper() -> PiperTts:

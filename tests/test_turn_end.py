@@ -12,7 +12,7 @@ from locara_wyoming.embedded_models import EmbeddedModel
 from locara_wyoming.stages import turn_end
 from locara_wyoming.stages.turn_end import SmartTurn, create_turn_end
 
-from .conftest import Speech
+from .support.speech import Speech
 
 TRAILING_SILENCE = np.zeros(16 * 96, np.float32)  # where the session asks: 96 ms into a pause
 
@@ -48,16 +48,19 @@ UNFINISHED = [
 ]
 
 
+@pytest.mark.models
 async def test_finished_thoughts_are_judged_complete(model: SmartTurn, speech: Speech) -> None:
     scores = {text: await model.complete_probability(voiced(speech, text)) for text in FINISHED}
     assert all(score >= 0.5 for score in scores.values()), scores
 
 
+@pytest.mark.models
 async def test_unfinished_thoughts_are_judged_incomplete(model: SmartTurn, speech: Speech) -> None:
     scores = {text: await model.complete_probability(voiced(speech, text)) for text in UNFINISHED}
     assert all(score < 0.5 for score in scores.values()), scores
 
 
+@pytest.mark.models
 async def test_a_long_turn_is_judged_on_its_last_eight_seconds(
     model: SmartTurn, speech: Speech
 ) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import soxr
 
 from locara_wyoming.config import VadConfig
 from locara_wyoming.stages.vad import FRAME_SAMPLES, VAD_RATE, SileroVad
 
-from .conftest import Speech
+from .support.speech import Speech
+
+pytestmark = pytest.mark.models
 
 
 def test_speech_and_silence_are_told_apart(speech: Speech) -> None:

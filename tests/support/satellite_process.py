@@ -12,7 +12,7 @@ from locara_satellite.audio import wav_files
 from locara_wyoming.audio_format import pcm_to_float
 from locara_wyoming.bench.log_lines import LogLines
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SATELLITE_PYTHON = ROOT / ".venv-satellite" / "bin" / "python"
 
 
