@@ -31,7 +31,6 @@ from .support.servers import TEST_CONFIG
 from .support.speech import Speech
 
 # A real server, but for the settings store, which imports the stages (faster-whisper) too.
-pytestmark = pytest.mark.models
 
 CONFIG = (
     TEST_CONFIG
@@ -54,6 +53,7 @@ def token_of(server: ServerProcess) -> str:
     return (server.workdir / "data" / "token").read_text().strip()
 
 
+@pytest.mark.models
 async def test_the_token_is_private_shown_once_and_guards_every_change(
     server: ServerProcess,
 ) -> None:
@@ -86,6 +86,7 @@ async def test_the_token_is_private_shown_once_and_guards_every_change(
     assert printed.returncode == 0 and output.decode().strip() == token
 
 
+@pytest.mark.models
 async def test_a_subscriber_sees_a_satellite_come_talk_and_go(
     server: ServerProcess, speech: Speech
 ) -> None:
@@ -119,6 +120,7 @@ async def test_a_subscriber_sees_a_satellite_come_talk_and_go(
         assert left["last_transcript"] == heard["last_transcript"]
 
 
+@pytest.mark.models
 async def test_settings_move_a_live_session_and_persist_atomically(
     server: ServerProcess, speech: Speech
 ) -> None:
@@ -175,6 +177,7 @@ async def test_settings_move_a_live_session_and_persist_atomically(
     assert any("Settings from" in line for line in server.log)
 
 
+@pytest.mark.models
 async def test_home_assistant_answers_first_and_the_llm_what_it_does_not_handle(
     server: ServerProcess, speech: Speech
 ) -> None:
@@ -220,6 +223,7 @@ async def test_home_assistant_answers_first_and_the_llm_what_it_does_not_handle(
         await hub.request("locara-settings", settings={"rooms": []})
 
 
+@pytest.mark.models
 async def test_an_announcement_is_spoken_then_the_satellite_listens(server: ServerProcess) -> None:
     async with control(server.host, server.port, token_of(server)) as hub:
         async with satellite(server, "hall", area="Hall") as room:
@@ -238,6 +242,7 @@ async def test_an_announcement_is_spoken_then_the_satellite_listens(server: Serv
         assert missing.type == "error" and missing.data["code"] == "not-found"
 
 
+@pytest.mark.models
 async def test_requests_are_answered_when_a_satellite_leaves_as_they_act_on_it(
     server: ServerProcess,
 ) -> None:
@@ -262,6 +267,7 @@ async def test_requests_are_answered_when_a_satellite_leaves_as_they_act_on_it(
     assert not [line for line in server.log if "Traceback" in line]
 
 
+@pytest.mark.models
 async def test_two_satellites_muted_at_the_same_moment_are_both_muted(
     server: ServerProcess,
 ) -> None:
@@ -315,6 +321,7 @@ async def test_two_satellites_muted_at_the_same_moment_are_both_muted(
                 assert {"cellar", "garage"} <= set(saved["muted"])
 
 
+@pytest.mark.models
 async def test_a_room_patch_changes_one_entry_and_moves_its_session(server: ServerProcess) -> None:
     async with (
         control(server.host, server.port, token_of(server)) as hub,
@@ -353,6 +360,7 @@ async def test_a_room_patch_changes_one_entry_and_moves_its_session(server: Serv
         await hub.request("locara-settings", settings={"rooms": []})
 
 
+@pytest.mark.models
 async def test_bad_patches_are_refused_and_change_nothing(server: ServerProcess) -> None:
     settings_file = server.workdir / "data" / "settings.json"
     async with control(server.host, server.port, token_of(server)) as hub:

@@ -10,6 +10,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from wyoming.asr import Transcribe, Transcript
@@ -22,7 +23,9 @@ from ..embedded_models import WHISPER_TINY_EN
 from ..workers import ModelWorker
 from .description import ModelDescription
 from .remote import RemoteServiceError, read_until, wyoming_connection
-from .whisper_window import ShortWindowWhisper
+
+if TYPE_CHECKING:
+    from .whisper_window import ShortWindowWhisper
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -69,7 +72,11 @@ class FasterWhisperStt(SpeechToText):
             )
 
     async def load(self) -> None:
+        # Imported here, as faster-whisper itself: the server's configuration and control
+        # code import this module, and must import without the model libraries.
         from faster_whisper import WhisperModel
+
+        from .whisper_window import ShortWindowWhisper
 
         def build() -> object:
             return WhisperModel(
