@@ -82,6 +82,13 @@ class Forbidden(LocaraError):
     code = "forbidden"
 
 
+class StorageFailed(LocaraError):
+    """The server could not write its own file (a full disk, a read-only directory):
+    nothing changed."""
+
+    code = "storage-failed"
+
+
 class Timeout(LocaraError):
     """The client was too slow: no event within the idle or keep-alive time."""
 
