@@ -58,6 +58,13 @@ class TooLarge(LocaraError):
     code = "too-large"
 
 
+class TooFast(LocaraError):
+    """A session's audio sent faster than a microphone could make it: the excess is
+    dropped, the session goes on."""
+
+    code = "too-fast"
+
+
 class Busy(LocaraError):
     """At a limit (sessions, queued requests, a model's queue): try again later."""
 

@@ -1,10 +1,15 @@
-"""The pace a session's audio must keep (audio_pace.py), on a clock of our own."""
+"""The pace a session's audio must keep (audio_pace.py), on a clock of our own, and the
+session's microphone that drops what is over it (sessions/microphone.py)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from locara_wyoming.audio_format import MonoConverter, PcmFormat
 from locara_wyoming.audio_pace import BURST_LIMIT_S, SPEED_LIMIT, AudioPace
+from locara_wyoming.errors import OutOfOrder, TooFast
+from locara_wyoming.sessions.microphone import SessionMicrophone
 
 CHUNK_S = 0.02
 
@@ -59,3 +64,25 @@ def test_a_client_waits_until_its_audio_keeps_the_pace() -> None:
     assert pace.wait_s(0.5) == pytest.approx(0.4)
     pace.take(3.0)  # a chunk longer than a burst goes out all the same, and is owed
     assert pace.wait_s(3.0) == pytest.approx((3.0 + 1.0) / 1.25)
+
+
+def test_a_skipped_chunk_keeps_the_frames_aligned() -> None:
+    """Chunks may split frames: a dropped chunk must not shift the bytes after it."""
+    converter = MonoConverter(PcmFormat(16000, 2, 1), 16000)
+    assert converter.convert(b"\x01\x00\x02").tolist() == [1 / 32768]
+    converter.skip(b"\x00\x03\x00")  # completes the frame begun above, and one more
+    assert converter.convert(b"\x04\x00").tolist() == [4 / 32768]
+
+
+def test_the_microphone_drops_what_is_over_the_pace_and_says_so_once() -> None:
+    microphone = SessionMicrophone("kitchen", 16000)
+    with pytest.raises(OutOfOrder):
+        microphone.convert(bytes(640))
+    microphone.start(PcmFormat(8000, 2, 1))
+    burst = microphone.convert(bytes(int(8000 * 2 * BURST_LIMIT_S)))
+    assert isinstance(burst, np.ndarray) and len(burst) > 31000  # soxr keeps some ms back
+    with pytest.raises(TooFast, match=r"1\.5 times real time"):
+        microphone.convert(bytes(320))
+    assert microphone.convert(bytes(320)) is None  # dropped; told once already
+    microphone.start(PcmFormat(1000, 1, 1))  # a new start does not refill the pace
+    assert microphone.convert(bytes(2**20)) is None
