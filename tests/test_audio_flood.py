@@ -74,6 +74,25 @@ async def test_megabyte_chunks_declaring_minutes_of_audio_hold_up_no_one(
     assert len(flood_server.log.matching("flood: audio sent faster than")) == 1
 
 
+async def test_the_asr_program_weighs_a_chunk_before_converting_it(
+    flood_server: ServerProcess,
+) -> None:
+    """An utterance over `limits.max_audio_seconds` (60 s here) is refused; the same
+    chunks once took about a quarter of a second each to convert before that."""
+    flood = {"rate": 1000, "width": 1, "channels": 1}
+    async with (
+        raw_connection(flood_server) as (reader, writer),
+        others_served_throughout(flood_server, PING_MOST_S, every_s=0.1) as waits,
+    ):
+        for _ in range(4):
+            await async_write_event(Event("audio-start", flood), writer)
+            await async_write_event(Event("audio-chunk", flood, b"\x80" * 2**20), writer)
+            await expect_error(reader, "too-large")
+        await asyncio.sleep(0.3)
+    assert len(waits) >= 3, waits
+    assert not flood_server.log.stalls(), flood_server.log.stalls()
+
+
 def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(16000 * seconds), np.float32)
 
