@@ -78,6 +78,11 @@ class MonoConverter:
             else soxr.ResampleStream(source.rate, out_rate, 1, dtype="float32", quality="HQ")
         )
 
+    def skip(self, pcm: bytes) -> None:
+        """Leave `pcm` out, keeping the chunks after it aligned on whole frames."""
+        data = self._pending + pcm
+        self._pending = data[len(data) - len(data) % self.source.frame_bytes :]
+
     def convert(self, pcm: bytes, last: bool = False) -> np.ndarray:
         data = self._pending + pcm
         usable = len(data) - len(data) % self.source.frame_bytes

@@ -58,6 +58,13 @@ class TooLarge(LocaraError):
     code = "too-large"
 
 
+class TooFast(LocaraError):
+    """A session's audio sent faster than a microphone could make it: the excess is
+    dropped, the session goes on."""
+
+    code = "too-fast"
+
+
 class Busy(LocaraError):
     """At a limit (sessions, queued requests, a model's queue): try again later."""
 
@@ -80,6 +87,13 @@ class Forbidden(LocaraError):
     """Not allowed from this client."""
 
     code = "forbidden"
+
+
+class StorageFailed(LocaraError):
+    """The server could not write its own file (a full disk, a read-only directory):
+    nothing changed."""
+
+    code = "storage-failed"
 
 
 class Timeout(LocaraError):

@@ -29,6 +29,14 @@ def header(**fields: object) -> bytes:
     return json.dumps(fields).encode() + b"\n"
 
 
+def nested(depth: int) -> object:
+    """A JSON value of lists `depth` levels deep."""
+    value: object = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 FRAMING_ERRORS = [
     pytest.param(b"{this is not json\n", "bad-header", id="malformed-json"),
     pytest.param(b"[1, 2, 3]\n", "bad-header", id="header-not-object"),
@@ -44,6 +52,20 @@ FRAMING_ERRORS = [
     ),
     pytest.param(header(type="x", pad="a" * 20_000), "too-large", id="header-over-limit"),
     pytest.param(b"\x00\xff\xfe garbage \x80\n", "bad-header", id="binary-garbage"),
+    # Past about a thousand levels Python's JSON parser raises RecursionError.
+    pytest.param(
+        b'{"type": "ping", "data": {"text": ' + b"[" * 5000 + b"]" * 5000 + b"}}\n",
+        "bad-header",
+        id="header-nested-5000-deep",
+    ),
+    pytest.param(
+        header(type="ping", data_length=20_000) + b"[" * 10_000 + b"]" * 10_000,
+        "bad-header",
+        id="data-nested-10000-deep",
+    ),
+    pytest.param(
+        header(type="ping", data={"text": nested(100)}), "bad-header", id="header-nested-100-deep"
+    ),
 ]
 
 
@@ -196,3 +218,22 @@ async def test_connections_over_the_cap_are_refused(server: ServerProcess) -> No
                 break
             assert answer.data.get("code") == "busy", answer
             await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize("request_type", ["locara-control", "locara-settings"])
+async def test_a_token_with_a_lone_surrogate_is_unauthorized(
+    server: ServerProcess, request_type: str
+) -> None:
+    """JSON's `"\\ud800"` is a str that strict UTF-8 cannot encode; it once reached the
+    token comparison's `encode()` and came back as a traceback."""
+    tracebacks = len(server.log.matching("Traceback"))
+    async with raw_connection(server) as (reader, writer):
+        writer.write(
+            header(type=request_type, data={"token": "\ud800", "id": "lone", "settings": {}})
+        )
+        await writer.drain()
+        answer = await next_event(reader)
+        assert answer is not None and answer.type == "error", answer
+        assert answer.data["code"] == "unauthorized" and answer.data["request_id"] == "lone"
+        await expect_alive(writer, reader)
+    assert len(server.log.matching("Traceback")) == tracebacks, server.log[-20:]

@@ -59,7 +59,7 @@ FIELDS = [
 ERROR_CODES = {
     "bad-header", "too-large", "unknown-event", "bad-event", "bad-audio-format",
     "out-of-order", "not-found", "busy", "bad-request", "timeout", "unauthorized",
-    "stt-failed", "reply-failed", "remote-failed", "internal",
+    "stt-failed", "reply-failed", "remote-failed", "internal", "too-fast",
 }  # fmt: skip
 SESSION = {
     "start_stage": "asr", "end_stage": "tts", "restart_on_end": True,

@@ -13,11 +13,12 @@ import asyncio
 import json
 import os
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wyoming.event import Event
 
-from locara_wyoming.connection.reader import ProtocolError, ReadLimits, read_event
+from locara_wyoming.connection.reader import MAX_JSON_DEPTH, ProtocolError, ReadLimits, read_event
 
 from .support.strategies import json_values
 
@@ -47,17 +48,17 @@ def near_valid_events(draw: st.DrawFn) -> bytes:
     return json.dumps(header).encode() + b"\n" + body
 
 
-def read_all(raw: bytes) -> list[object]:
+def read_all(raw: bytes, limits: ReadLimits = LIMITS) -> list[object]:
     """Every event the reader gets out of `raw`, up to the end or the first framing error."""
 
     async def run() -> list[object]:
-        reader = asyncio.StreamReader(limit=STREAM_LIMIT)
+        reader = asyncio.StreamReader(limit=max(STREAM_LIMIT, limits.max_header_bytes * 2))
         reader.feed_data(raw)
         reader.feed_eof()
         results: list[object] = []
         while True:
             try:
-                event = await read_event(reader, LIMITS)
+                event = await read_event(reader, limits)
             except ProtocolError as error:
                 assert error.code in ("bad-header", "too-large"), error.code
                 results.append(error)
@@ -96,3 +97,29 @@ def test_a_lying_length_is_refused_before_anything_is_read() -> None:
     raw = json.dumps({"type": "audio-chunk", "payload_length": 10**9}).encode() + b"\n"
     (result,) = read_all(raw)
     assert isinstance(result, ProtocolError) and result.code == "too-large"
+
+
+def _nested_list(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+DEEP_LIMITS = ReadLimits(max_header_bytes=16_384, max_data_bytes=16_384, max_payload_bytes=0)
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH, MAX_JSON_DEPTH + 1, 5000])
+@pytest.mark.parametrize("where", ["header", "data"])
+def test_json_nested_past_the_limit_is_refused(where: str, depth: int) -> None:
+    """Up to MAX_JSON_DEPTH levels (the header or the data object itself the first) are
+    read; deeper is `bad-header`, also past the depth where Python's parser raises
+    RecursionError."""
+    if where == "header":
+        raw = f'{{"type": "x", "data": {{"a": {_nested_list(depth - 2)}}}}}\n'.encode()
+    else:
+        body = f'{{"a": {_nested_list(depth - 1)}}}'.encode()
+        raw = json.dumps({"type": "x", "data_length": len(body)}).encode() + b"\n" + body
+    (result,) = read_all(raw, DEEP_LIMITS)
+    if depth <= MAX_JSON_DEPTH:
+        assert isinstance(result, Event), result
+    else:
+        assert isinstance(result, ProtocolError) and result.code == "bad-header", result
+        assert "nests over" in result.text

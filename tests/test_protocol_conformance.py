@@ -73,8 +73,9 @@ async def test_a_whole_turn_in_raw_bytes(server: ServerProcess, speech: Speech) 
     question = speech.at_16k("What is the weather like today?")
     pcm = (np.concatenate([question, np.zeros(16000, np.float32)]) * 32767).astype("<i2").tobytes()
     writer.write(frame("audio-start", MIC))
-    for start in range(0, len(pcm), 640):  # 20 ms chunks, faster than real time
+    for start in range(0, len(pcm), 640):  # 20 ms chunks, at a microphone's pace
         writer.write(frame("audio-chunk", MIC, pcm[start : start + 640]))
+        await asyncio.sleep(0.02)
     await writer.drain()
 
     messages = [m async for m in receive_until(reader, "handled-stop")]

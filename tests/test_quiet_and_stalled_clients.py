@@ -118,27 +118,35 @@ async def test_a_client_waiting_for_a_long_answer_is_not_idle(
 
 
 @contextlib.asynccontextmanager
-async def others_served_throughout(server: ServerProcess) -> AsyncIterator[None]:
-    """Another client pings every half second while the block runs: every ping must be
-    answered, each within `PING_MOST_S`, or the block's exit raises."""
+async def others_served_throughout(
+    server: ServerProcess, most_s: float | None = None, every_s: float = 0.5
+) -> AsyncIterator[list[float]]:
+    """Another client pings every `every_s` while the block runs: every ping must be
+    answered, each within `most_s` (`PING_MOST_S`), or the block's exit raises. The
+    block gets the pings' waits as they are answered; one unanswered at the exit counts
+    with its wait so far."""
+    most_s = PING_MOST_S if most_s is None else most_s
     async with raw_connection(server) as (reader, writer):
         waits: list[float] = []
+        sent: list[float] = []
 
         async def keep_pinging() -> None:
             while True:
-                sent = time.monotonic()
+                sent.append(time.monotonic())
                 await expect_alive(writer, reader)
-                waits.append(time.monotonic() - sent)
-                await asyncio.sleep(0.5)
+                waits.append(time.monotonic() - sent[-1])
+                await asyncio.sleep(every_s)
 
         pinging = asyncio.create_task(keep_pinging())
         try:
-            yield
+            yield waits
             if pinging.done():
                 pinging.result()  # its failure
         finally:
             pinging.cancel()
-        assert len(waits) >= 2 and max(waits) < PING_MOST_S, waits
+        if len(sent) > len(waits):
+            waits.append(time.monotonic() - sent[-1])
+        assert len(waits) >= 2 and max(waits) < most_s, waits
 
 
 PING_MOST_S = 2.0

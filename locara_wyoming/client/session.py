@@ -27,9 +27,16 @@ from wyoming.ping import Ping
 from wyoming.pipeline import PipelineStage, RunPipeline
 
 from ..audio_format import PcmFormat
+from ..audio_pace import AudioPace
 from ..protocol.session import REQUEST_KEY, Flush, PlayedReport, SessionRequest, SessionStarted
 
 _LOGGER = logging.getLogger(__name__)
+
+UPLINK_SPEED = 1.25
+UPLINK_BURST_S = 1.0
+"""How fast the microphone goes out: well within the server's 1.5 times real time and
+2 s burst (audio_pace.py), and fast enough that audio kept back by a reconnection
+catches up (a second of it at once, then a second more in every four)."""
 
 
 class AudioSource(Protocol):
@@ -161,9 +168,14 @@ class SessionClient:
         audio = self.source.format
         await self._write(AudioStart(audio.rate, audio.width, audio.channels).event())
         chunk_bytes = audio.frame_bytes * audio.rate // 50
+        pace = AudioPace(UPLINK_SPEED, UPLINK_BURST_S)
         began = time.monotonic()
         sent = 0
         async for pcm in self.source.chunks():
+            seconds = len(pcm) / audio.bytes_per_second
+            if (wait_s := pace.wait_s(seconds)) > 0:  # a source faster than a microphone
+                await asyncio.sleep(wait_s)
+            pace.take(seconds)
             await self._write(AudioChunk(audio.rate, audio.width, audio.channels, pcm).event())
             sent += len(pcm)
         # A microphone does not stop at the end of a file: keep "listening" to silence

@@ -4,6 +4,9 @@
 reads whatever a peer announces. On a LAN that anyone can reach, a server must
 not: this reader checks the header's shape and both lengths against the
 configured limits before reading a byte of the body, and says what was wrong.
+JSON nested deeper than any event needs is refused too: Python's parser raises
+RecursionError at about a thousand levels, and a handler that walks a value (a repr in
+an error's text, `json.dumps`) can reach the interpreter's limit far sooner.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from wyoming.event import Event
 from ..errors import LocaraError
 
 MAX_TYPE_CHARS = 64
+MAX_JSON_DEPTH = 32
+"""Levels of objects and arrays a header or its data may nest: far more than any event
+needs (a settings change, among the deepest the server reads, nests five)."""
 
 
 @dataclass(frozen=True)
@@ -46,13 +52,43 @@ def _length(header: dict[str, Any], key: str, limit: int) -> int:
     return value
 
 
-def _parse_header(line: bytes, limits: ReadLimits) -> tuple[dict[str, Any], int, int]:
+def _nested_deeper_than(value: object, limit: int) -> bool:
+    """Whether objects and arrays in `value` nest more than `limit` levels, `value`
+    itself being the first; level by level, without recursion."""
+    level: list[Any] = [value]
+    for _ in range(limit):
+        level = [
+            item
+            for container in level
+            for item in (container.values() if isinstance(container, dict) else container)
+            if isinstance(item, dict | list)
+        ]
+        if not level:
+            return False
+    return True
+
+
+def _too_deep(what: str) -> ProtocolError:
+    return ProtocolError("bad-header", f"{what} nests over {MAX_JSON_DEPTH} levels deep")
+
+
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """`raw` parsed as a JSON object of at most MAX_JSON_DEPTH levels; `what` names it."""
     try:
-        header = json.loads(line)
+        value = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ProtocolError("bad-header", f"header is not JSON: {error}") from None
-    if not isinstance(header, dict):
-        raise ProtocolError("bad-header", "header must be a JSON object")
+        raise ProtocolError("bad-header", f"{what} is not JSON: {error}") from None
+    except RecursionError:  # the parser's own limit, at about a thousand levels
+        raise _too_deep(what) from None
+    if not isinstance(value, dict):
+        raise ProtocolError("bad-header", f"{what} must be a JSON object")
+    if _nested_deeper_than(value, MAX_JSON_DEPTH):
+        raise _too_deep(what)
+    return value
+
+
+def _parse_header(line: bytes, limits: ReadLimits) -> tuple[dict[str, Any], int, int]:
+    header = _json_object(line, "header")
     event_type = header.get("type")
     if not isinstance(event_type, str) or not 0 < len(event_type) <= MAX_TYPE_CHARS:
         raise ProtocolError("bad-header", f"header needs a string 'type', got {event_type!r}")
@@ -80,13 +116,8 @@ async def read_event(reader: asyncio.StreamReader, limits: ReadLimits) -> Event 
     data: dict[str, Any] = dict(header.get("data") or {})
     try:
         if data_length:
-            extra = json.loads(await reader.readexactly(data_length))
-            if not isinstance(extra, dict):
-                raise ProtocolError("bad-header", "event data must be a JSON object")
-            data.update(extra)
+            data.update(_json_object(await reader.readexactly(data_length), "event data"))
         payload = await reader.readexactly(payload_length) if payload_length else None
     except asyncio.IncompleteReadError:
         return None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ProtocolError("bad-header", f"event data is not JSON: {error}") from None
     return Event(type=header["type"], data=data, payload=payload)

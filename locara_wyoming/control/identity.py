@@ -30,7 +30,10 @@ class Identity:
         """Whether `token` is this server's token, compared in constant time."""
         if not isinstance(token, str):
             return False
-        return hmac.compare_digest(token.encode(), self.token.encode())
+        # JSON may carry a lone surrogate ("\ud800"), which strict UTF-8 cannot encode:
+        # passed through as bytes, it is simply not the token.
+        sent = token.encode("utf-8", "surrogatepass")
+        return hmac.compare_digest(sent, self.token.encode())
 
 
 def _create_private(path: Path, text: str) -> bool:

@@ -10,6 +10,7 @@ renamed): a crash or a kill at any moment leaves either the old settings or the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ from typing import Any
 
 from ..backends.registry import check_configured_backends
 from ..config import ConfigError, LocaraConfig, parse_config
+from ..errors import StorageFailed
 from ..protocol.control import SetMuted, SetRoom
 
 _LOGGER = logging.getLogger(__name__)
@@ -46,6 +48,10 @@ def with_settings(config: LocaraConfig, changes: dict[str, Any], source: str) ->
         raise ConfigError(
             f"{source}: {unknown[0]!r} is not a setting (settings: {', '.join(SETTINGS_KEYS)})"
         )
+    try:  # JSON may carry a lone surrogate ("\ud800"), which no UTF-8 file or model takes
+        json.dumps(changes, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ConfigError(f"{source}: text must be valid Unicode ({error.reason})") from None
     data = config.model_dump(exclude_none=True)
     for key, value in changes.items():
         if key == "default_backend":
@@ -99,16 +105,37 @@ class SettingsFile:
         return changed
 
     def save(self, config: LocaraConfig) -> None:
-        """Replace the file with `config`'s settings, whole or not at all."""
+        """Replace the file with `config`'s settings, whole or not at all.
+
+        StorageFailed when it cannot be written (a full disk, a read-only directory):
+        the old file is kept and no draft is left beside it."""
         draft = self.path.with_name(f".{self.path.name}.{os.getpid()}")
         text = json.dumps(settings_of(config), indent=2, ensure_ascii=False)
-        with open(draft, "w", encoding="utf-8") as file:
-            file.write(text + "\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(draft, self.path)
-        directory = os.open(self.path.parent, os.O_RDONLY)
         try:
-            os.fsync(directory)  # the rename itself survives a power cut
+            with open(draft, "w", encoding="utf-8") as file:
+                file.write(text + "\n")
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(draft, self.path)
+        except OSError as error:
+            with contextlib.suppress(OSError):  # not there, or never ours (not a file)
+                draft.unlink(missing_ok=True)
+            _LOGGER.error("Could not save the settings to %s: %s", self.path, error)
+            raise StorageFailed(
+                f"the settings could not be saved ({error.strerror or error}); "
+                "the old settings are kept"
+            ) from error
+        _sync_directory(self.path.parent)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make a rename in `directory` survive a power cut. The new file is in place once
+    renamed, so a failure here is reported, not raised: the settings are saved."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
         finally:
-            os.close(directory)
+            os.close(descriptor)
+    except OSError as error:
+        _LOGGER.warning("Could not sync %s after saving the settings: %s", directory, error)

@@ -29,20 +29,21 @@ class BufferedUtterance:
 
     def __init__(self, source: PcmFormat, max_seconds: float) -> None:
         self._converter = MonoConverter(source, STT_RATE)
-        self._max_samples = int(max_seconds * STT_RATE)
+        self._max_seconds = max_seconds
+        self._max_bytes = int(max_seconds * source.bytes_per_second)
         self._parts: list[np.ndarray] = []
-        self._samples = 0
+        self._bytes = 0
         self.source = source
 
     def add(self, pcm: bytes) -> None:
-        part = self._converter.convert(pcm)
-        self._samples += len(part)
-        if self._samples > self._max_samples:
-            seconds = self._max_samples / STT_RATE
+        # Weighed before it is converted, on the loop: 1 MiB declared as 1000 Hz audio
+        # is 17 minutes, and took a quarter of a second to convert before it was refused.
+        self._bytes += len(pcm)
+        if self._bytes > self._max_bytes:
             raise AudioTooLongError(
-                f"utterance longer than {seconds:.0f} s (limits.max_audio_seconds)"
+                f"utterance longer than {self._max_seconds:.0f} s (limits.max_audio_seconds)"
             )
-        self._parts.append(part)
+        self._parts.append(self._converter.convert(pcm))
 
     def audio(self) -> np.ndarray:
         self._parts.append(self._converter.convert(b"", last=True))

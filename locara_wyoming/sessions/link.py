@@ -1,8 +1,8 @@
 """A satellite connection in session mode: mic audio in, the backend's events out.
 
-The uplink is handled inline as events are read (conversion and VAD only); the
-downlink is its own task, so a satellite that reads slowly never delays the
-reading of its microphone or any other session.
+The uplink is handled inline as events are read (conversion and VAD only, at a
+bounded pace: microphone.py); the downlink is its own task, so a satellite that reads
+slowly never delays the reading of its microphone or any other session.
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ from wyoming.snd import Played
 from wyoming.vad import VoiceStarted, VoiceStopped
 from wyoming.wake import Detection
 
-from ..audio_format import MonoConverter, PcmFormat
+from ..audio_format import PcmFormat
 from ..backends import events as session_events
 from ..backends.base import VoiceSession
-from ..errors import BadAudioFormat, OutOfOrder
+from ..errors import BadAudioFormat
 from ..protocol import WriteEvent
 from ..protocol.parsing import parse_event
 from ..protocol.session import LISTEN_TYPE, Flush, PlayedReport, SatelliteState, SessionStarted
+from .microphone import SessionMicrophone
 from .played_watch import PlayedWatch
 
 _LOGGER = logging.getLogger(__name__)
@@ -93,8 +94,7 @@ class SessionLink:
         (it stopped reading) is dropped."""
         self._closed = False
         self._write = write
-        self._source_format: PcmFormat | None = None
-        self._converter: MonoConverter | None = None
+        self._microphone = SessionMicrophone(satellite, started.input.rate)
         self._open_audio: str | None = None  # reply whose audio stream is open
         self._downlink: asyncio.Task[None] | None = None
         self._downlink_lock = asyncio.Lock()
@@ -120,16 +120,16 @@ class SessionLink:
     # -- uplink ---------------------------------------------------------------------
 
     def handle(self, event: Event) -> None:
-        """An uplink event; raises SessionEnded on `audio-stop`, a LocaraError on bad input."""
+        """An uplink event; raises SessionEnded on `audio-stop`, a LocaraError on bad input
+        (TooFast when audio comes faster than a microphone's pace: it is dropped)."""
         if AudioStart.is_type(event.type):
             start = parse_event(AudioStart, event, BadAudioFormat)
-            self._source_format = PcmFormat(start.rate, start.width, start.channels)
-            self._converter = MonoConverter(self._source_format, self.started.input.rate)
+            self._microphone.start(PcmFormat(start.rate, start.width, start.channels))
         elif AudioChunk.is_type(event.type):
-            if self._converter is None:
-                raise OutOfOrder("audio-chunk before audio-start")
-            samples = self._converter.convert(parse_event(AudioChunk, event, BadAudioFormat).audio)
-            self.session.push_audio(samples * 0 if self.muted else samples)
+            chunk = parse_event(AudioChunk, event, BadAudioFormat)
+            samples = self._microphone.convert(chunk.audio)
+            if samples is not None:  # else dropped: sent too fast
+                self.session.push_audio(samples * 0 if self.muted else samples)
         elif AudioStop.is_type(event.type):
             raise SessionEnded
         elif Played.is_type(event.type):
@@ -255,8 +255,7 @@ class SessionLink:
             if self._closed:  # while writing: close() has ended the old session
                 raise SatelliteGoneError(f"{self.satellite} has gone")
             old, self.session, self.started = self.session, session, started
-            if self._source_format is not None:
-                self._converter = MonoConverter(self._source_format, started.input.rate)
+            self._microphone.retarget(started.input.rate)
             self._start_downlink()
         return old
 
