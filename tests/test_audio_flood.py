@@ -16,9 +16,17 @@ from wyoming.event import Event, async_write_event
 from locara_wyoming.audio_format import float_to_pcm16
 from locara_wyoming.bench.server_process import ServerProcess
 
-from .conftest import Speech
-from .test_bad_input import Connection, expect_alive, expect_error, next_event, raw_connection
-from .test_quiet_and_stalled_clients import others_served_throughout
+from .support.raw_wyoming import (
+    Connection,
+    expect_alive,
+    expect_error,
+    next_event,
+    others_served_throughout,
+    raw_connection,
+)
+from .support.speech import Speech
+
+pytestmark = pytest.mark.models
 
 MIC = {"rate": 16000, "width": 2, "channels": 1}
 CHUNK_BYTES = 640  # 20 ms of MIC

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 
 import pytest
 from wyoming.event import Event, async_write_event
@@ -17,16 +16,13 @@ from .support.raw_wyoming import (
     expect_alive,
     expect_closed,
     expect_error,
+    header,
     next_event,
     raw_connection,
 )
 from .support.speech import Speech
 
 pytestmark = pytest.mark.models
-
-
-def header(**fields: object) -> bytes:
-    return json.dumps(fields).encode() + b"\n"
 
 
 def nested(depth: int) -> object:

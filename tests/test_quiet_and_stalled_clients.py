@@ -6,7 +6,6 @@ reading of the server's memory to the next differs by more than that cost."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -24,6 +23,7 @@ from .support.raw_wyoming import (
     expect_closed,
     expect_error,
     next_event,
+    others_served_throughout,
     raw_connection,
 )
 from .support.slow_voice import CHUNK_S, SPOKEN_S, SlowVoice
@@ -115,43 +115,6 @@ async def test_a_client_waiting_for_a_long_answer_is_not_idle(
         assert event is not None and chunks >= pieces * SPOKEN_S / CHUNK_S
         assert time.monotonic() - started >= pieces * SPOKEN_S - CHUNK_S
         await expect_alive(writer, reader)
-
-
-@contextlib.asynccontextmanager
-async def others_served_throughout(
-    server: ServerProcess, most_s: float | None = None, every_s: float = 0.5
-) -> AsyncIterator[list[float]]:
-    """Another client pings every `every_s` while the block runs: every ping must be
-    answered, each within `most_s` (`PING_MOST_S`), or the block's exit raises. The
-    block gets the pings' waits as they are answered; one unanswered at the exit counts
-    with its wait so far."""
-    most_s = PING_MOST_S if most_s is None else most_s
-    async with raw_connection(server) as (reader, writer):
-        waits: list[float] = []
-        sent: list[float] = []
-
-        async def keep_pinging() -> None:
-            while True:
-                sent.append(time.monotonic())
-                await expect_alive(writer, reader)
-                waits.append(time.monotonic() - sent[-1])
-                await asyncio.sleep(every_s)
-
-        pinging = asyncio.create_task(keep_pinging())
-        try:
-            yield waits
-            if pinging.done():
-                pinging.result()  # its failure
-        finally:
-            pinging.cancel()
-        if len(sent) > len(waits):
-            waits.append(time.monotonic() - sent[-1])
-        assert len(waits) >= 2 and max(waits) < most_s, waits
-
-
-PING_MOST_S = 2.0
-"""The bound the fuzzing's witness keeps too (docs/security.md): the server's loop answers
-a ping at once unless something holds it, and a held loop is lost audio."""
 
 
 # What the server may hold for a client that stopped reading: asyncio's transport takes

@@ -21,8 +21,10 @@ import pytest
 
 from locara_wyoming.bench.server_process import ServerProcess
 
-from .control_client import ControlClient, control
-from .test_bad_input import header, next_event, raw_connection
+from .support.control_client import ControlClient, control
+from .support.raw_wyoming import header, next_event, raw_connection
+
+pytestmark = pytest.mark.models
 
 
 class Storage:
