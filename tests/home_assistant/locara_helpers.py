@@ -97,7 +97,8 @@ async def discover(server: LocaraServer) -> ZeroconfServiceInfo:
 async def synthesize(server: LocaraServer, text: str) -> bytes:
     """`text` spoken by the server's own tts program, as 16 kHz 16-bit mono PCM, with
     silence before it (as a satellite sends 300 ms of what came before the speech) and
-    after it (so that the server's VAD sees the turn end)."""
+    after it: longer than the server waits when its end-of-turn model judges the thought
+    unfinished (`incomplete_silence_ms`, 1600 ms by default), so that the turn always ends."""
     converter = AudioChunkConverter(rate=RATE, width=WIDTH, channels=CHANNELS)
     pcm = bytearray()
     async with AsyncTcpClient(server.host, server.port) as client, asyncio.timeout(TIMEOUT_S):
@@ -110,7 +111,7 @@ async def synthesize(server: LocaraServer, text: str) -> bytes:
             elif AudioStop.is_type(event.type):
                 break
     assert len(pcm) > RATE * WIDTH // 2, f"the server's voice gave {len(pcm)} bytes for {text!r}"
-    return silence(0.5) + bytes(pcm) + silence(1.5)
+    return silence(0.5) + bytes(pcm) + silence(2.5)
 
 
 def silence(seconds: float) -> bytes:
