@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import models_command
+from . import models_command, satellites_command
 from .bench.options import SOAK_WARM_UP_MIN, VoiceBenchOptions
 from .config import ConfigError, LocaraConfig, load_config
 from .embedded_models import ModelMissingError
@@ -34,6 +34,12 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     serve.add_argument("--no-zeroconf", action="store_true", help="do not advertise over zeroconf")
     serve.add_argument("--data-dir", help="where the server keeps its state")
+    serve.add_argument(
+        "--open-satellites",
+        action="store_true",
+        help="admit satellites that are not enrolled, without home control "
+        "(security.open_satellites; to try Locara out)",
+    )
     serve.add_argument("--debug", action="store_true", help="log debug messages")
 
 
@@ -134,11 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--config", type=Path, help="TOML configuration file (its data_dir)")
     token.add_argument("--data-dir", help="the server's data directory")
+    satellites_command.add_parser(commands)
     return parser
 
 
 def apply_serve_flags(config: LocaraConfig, args: argparse.Namespace) -> LocaraConfig:
-    """Command-line flags override the file's `[server]` section."""
+    """Command-line flags override the file's `[server]` section (and `--open-satellites`
+    its `[security]`)."""
     server: dict[str, object] = {}
     if args.uri:
         server["uri"] = args.uri
@@ -152,6 +160,8 @@ def apply_serve_flags(config: LocaraConfig, args: argparse.Namespace) -> LocaraC
         server["data_dir"] = args.data_dir
     data = config.model_dump()
     data["server"].update(server)
+    if args.open_satellites:
+        data["security"]["open_satellites"] = True
     return LocaraConfig.model_validate(data)
 
 
@@ -240,12 +250,13 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "models":
         return _models(args)
-    if args.command == "token":
-        return _token(args)
+    if args.command in ("token", "satellites"):
+        return _data_command(args)
     return _bench(args)
 
 
-def _token(args: argparse.Namespace) -> int:
+def _data_command(args: argparse.Namespace) -> int:
+    """`token` and `satellites`: what is kept in the server's data directory."""
     from .control.identity import load_identity
 
     try:
@@ -254,6 +265,8 @@ def _token(args: argparse.Namespace) -> int:
         print(f"locara-wyoming: {error}", file=sys.stderr)
         return EXIT_CONFIG
     data_dir.mkdir(parents=True, exist_ok=True)
+    if args.command == "satellites":
+        return satellites_command.run(args, data_dir)
     print(load_identity(data_dir).token)
     return 0
 

@@ -266,6 +266,12 @@ class EndToEndModelConfig(_Section):
         return self
 
 
+class SecurityConfig(_Section):
+    open_satellites: bool = False
+    """Admit satellites that are not enrolled (to try Locara out): they get sessions, but
+    never home control, announcements or `locara-listen`, and never an enrolled name."""
+
+
 class LimitsConfig(_Section):
     max_connections: PositiveInt = 64
     max_header_bytes: PositiveInt = 16 * 1024
@@ -327,6 +333,7 @@ class LocaraConfig(_Section):
     vad: VadConfig = Field(default_factory=VadConfig)
     turn_end: TurnEndConfig = Field(default_factory=TurnEndConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
     sessions: SessionsConfig = Field(default_factory=SessionsConfig)
     rooms: list[RoomConfig] = Field(default_factory=list)
     personas: list[PersonaConfig] = Field(default_factory=lambda: [PersonaConfig(name="locara")])

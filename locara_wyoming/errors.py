@@ -14,6 +14,8 @@ class LocaraError(Exception):
     """A refusal: answered with an `error` event of `code` and `text`."""
 
     code = "internal"
+    closes = False
+    """Whether the connection is closed after the answer."""
 
     def __init__(self, text: str) -> None:
         super().__init__(text)

@@ -22,6 +22,8 @@ from .conversation.agent import ConversationAgent
 from .conversation.history import ConversationStore
 from .loop_watch import LoopWatch
 from .memory_release import MemoryReleaser
+from .security.enrolment import EnrolmentWatch
+from .security.server_security import ServerSecurity
 from .server_context import ServerContext
 from .sessions.registry import SessionRegistry
 from .stages.loading import load_stages
@@ -50,6 +52,26 @@ class RefusedConnection(AsyncEventHandler):
         with contextlib.suppress(ConnectionError, OSError):
             await async_write_event(Error(text=self.reason, code=self.code).event(), self.writer)
         self.writer.close()
+
+
+def _warn_about_open_satellites(config: LocaraConfig, security: ServerSecurity) -> None:
+    """Say at start how satellites get in, and what to run when none can."""
+    enrolled = len(security.satellites.satellites())
+    if config.security.open_satellites:
+        _LOGGER.warning(
+            "security.open_satellites is on: any device on the network may open a voice "
+            "session under a name that is not enrolled (without home control); enrol "
+            "your satellites and turn it off (docs/security.md)"
+        )
+    elif enrolled == 0:
+        _LOGGER.warning(
+            "No satellite is enrolled, so no room can open a voice session. Enrol each "
+            "one: `locara-wyoming satellites add NAME` here, then `locara-satellite --pair "
+            "CODE` on the satellite (docs/security.md). Home Assistant's own Wyoming "
+            "integration (asr, tts, handle) needs nothing."
+        )
+    else:
+        _LOGGER.info("%d satellite(s) enrolled", enrolled)
 
 
 def client_allowed(peer: object, allowed: list[IPv4Network | IPv6Network] | None) -> bool:
@@ -97,6 +119,7 @@ class LocaraServer:
     async def run(self) -> None:
         _LOGGER.info("Data directory: %s", self.data_dir)
         control = ControlService.load(self.data_dir, self.name)
+        security = ServerSecurity.load(self.data_dir, control.identity)
         config = self.config = control.settings_file.apply_to(self.config)
 
         stages = await load_stages(config)
@@ -108,8 +131,12 @@ class LocaraServer:
         agent = ConversationAgent(stages.llm, store)
         backends = Backends(stages, agent, config)
         # The registry reads the configuration that is live when a session opens.
-        sessions = SessionRegistry(backends, lambda: context.config, control.home_control)
-        context = self._context = ServerContext(config, stages, agent, backends, sessions)
+        sessions = SessionRegistry(
+            backends, lambda: context.config, control.home_control,
+            lambda name: name in security.satellites,
+        )  # fmt: skip
+        context = self._context = ServerContext(config, stages, agent, backends, sessions, security)
+        _warn_about_open_satellites(config, security)
         self._control = control
         control.attach(context)
         try:
@@ -140,6 +167,13 @@ class LocaraServer:
     ) -> None:
         await self._server.start(self._connect)
         watch = asyncio.create_task(LoopWatch().run(), name="loop watch")
+        assert self._context is not None
+        enrolment = asyncio.create_task(
+            EnrolmentWatch(
+                self._context.security.satellites, self._context.sessions.unenrolled
+            ).run(),
+            name="enrolment watch",
+        )
         advertiser = self._advertiser(control.identity.server_id)
         if advertiser is not None:
             await advertiser.start()
@@ -153,6 +187,7 @@ class LocaraServer:
         finally:
             _LOGGER.info("Shutting down…")
             watch.cancel()
+            enrolment.cancel()
             if advertiser is not None:
                 await advertiser.stop()
             await self._server.stop()

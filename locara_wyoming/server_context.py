@@ -1,4 +1,5 @@
-"""What every connection shares: the live configuration, the warm stages and the sessions."""
+"""What every connection shares: the live configuration, the warm stages, the sessions
+and what the server proves itself and checks others with."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from .backends.registry import Backends
 from .config import LocaraConfig
 from .conversation.agent import ConversationAgent
+from .security.server_security import ServerSecurity
 from .sessions.registry import SessionRegistry
 from .stages.loading import Stages
 
@@ -21,3 +23,4 @@ class ServerContext:
     agent: ConversationAgent
     backends: Backends
     sessions: SessionRegistry
+    security: ServerSecurity

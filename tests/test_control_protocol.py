@@ -21,6 +21,8 @@ from locara_wyoming.protocol.control import (
     ChangeSettings,
     ControlEventError,
     ControlState,
+    Enrol,
+    EnrolDone,
     HomeAnswer,
     HomeRequest,
     Options,
@@ -31,6 +33,8 @@ from locara_wyoming.protocol.control import (
     SettingsChanged,
     SettingsDone,
     Subscribe,
+    Unenrol,
+    UnenrolDone,
 )
 
 ROOT = Path(__file__).parent.parent
@@ -69,14 +73,14 @@ SATELLITE = SatelliteRecord(
 STATE = ControlState(server=SERVER, settings={}, satellites=[], options=OPTIONS)
 
 EVENTS: list[Eventable] = [
-    Subscribe(token="t", request_id="1", client="Home Assistant"),
-    Subscribe(token=""),
-    ChangeSettings(token="t", request_id="2", settings={"muted": []}),
-    SetMuted(token="t", request_id="3", satellite="den", muted=True),
-    SetRoom(token="t", request_id="4", satellite="den", changes={"persona": "pirate"}),
-    SetRoom(token="t", area="Kitchen", changes={"backend": None, "persona": "locara"}),
-    Announce(token="t", request_id="5", text="Dinner is ready.", area="Den", listen=True),
-    Announce(token="t", text="Hello", satellite="den"),
+    Subscribe(request_id="1", client="Home Assistant"),
+    Subscribe(),
+    ChangeSettings(request_id="2", settings={"muted": []}),
+    SetMuted(request_id="3", satellite="den", muted=True),
+    SetRoom(request_id="4", satellite="den", changes={"persona": "pirate"}),
+    SetRoom(area="Kitchen", changes={"backend": None, "persona": "locara"}),
+    Announce(request_id="5", text="Dinner is ready.", area="Den", listen=True),
+    Announce(text="Hello", satellite="den"),
     HomeAnswer("h1", True, "The light is on."),
     HomeAnswer("h2", False),
     HomeRequest("h1", "turn on the light", "en", "den", None, "c1"),
@@ -85,6 +89,10 @@ EVENTS: list[Eventable] = [
     ),
     SettingsDone(request_id="2", settings=SETTINGS),
     AnnounceDone(request_id="5", satellites=["den"]),
+    Enrol(request_id="6", name="den"),
+    EnrolDone(request_id="6", name="den", pairing_code="locara1-abc"),
+    Unenrol(name="den"),
+    UnenrolDone(request_id="7", name="den", ended_session=True),
     SATELLITE,
     SatelliteRecord(name="hall"),
     SERVER,
@@ -121,16 +129,16 @@ def test_every_event_comes_back_as_it_went_over_the_wire(message: Eventable) -> 
     assert type(message).from_event(received) == message
 
 
-def test_a_request_without_a_token_parses_and_is_refused_by_the_server_later() -> None:
-    assert Subscribe.from_event(Event("locara-control", {})) == Subscribe(token="")
-
-
 REFUSED: list[tuple[str, dict[str, Any], str]] = [
-    ("locara-control", {"token": 5}, "'token' must be a string or null, not 5"),
-    ("locara-control", {"token": "t", "id": 7}, "'id' must be a string or null, not 7"),
-    ("locara-settings", {"token": "t"}, "locara-settings: 'settings' is missing"),
-    ("locara-settings", {"token": "t", "settings": []}, "'settings' must be an object"),
-    ("locara-set-muted", {"token": "t", "satellite": "den"}, "'muted' is missing"),
+    ("locara-control", {"id": 7}, "'id' must be a string or null, not 7"),
+    ("locara-settings", {}, "locara-settings: 'settings' is missing"),
+    ("locara-settings", {"settings": []}, "'settings' must be an object"),
+    ("locara-set-muted", {"satellite": "den"}, "'muted' is missing"),
+    ("locara-set-muted", {"token": "t", "satellite": "den", "muted": True}, "'token' is not one"),
+    ("locara-enrol", {"name": " "}, "'name' must be a non-blank string"),
+    ("locara-unenrol", {}, "'name' is missing"),
+    ("locara-enrol-done", {"name": "den"}, "'pairing_code' is missing"),
+    ("locara-unenrol-done", {"name": "den", "ended_session": 1}, "'ended_session' must be"),
     ("locara-set-muted", {"satellite": "den", "muted": "yes"}, "'muted' must be true or false"),
     ("locara-set-muted", {"satellite": " ", "muted": True}, "'satellite' must be a non-blank"),
     ("locara-set-muted", {"satellite": 3, "muted": True}, "'satellite' must be a non-blank"),
@@ -189,7 +197,7 @@ def test_bad_fields_are_refused_with_a_text_that_names_them(
 ) -> None:
     kinds = [kind for kind in {type(m) for m in EVENTS} if kind.is_type(event_type)]
     with pytest.raises(ControlEventError) as refused:
-        kinds[0].from_event(Event(event_type, {"token": "t", **data}))
+        kinds[0].from_event(Event(event_type, data))
     assert isinstance(refused.value, ValueError)
     assert words in str(refused.value)
 
@@ -202,7 +210,7 @@ def test_a_long_bad_value_is_cut_short_in_the_text() -> None:
 
 def test_an_impossible_patch_cannot_even_be_built() -> None:
     with pytest.raises(ControlEventError, match="either a satellite or an area"):
-        SetRoom(token="t", changes={"persona": "pirate"})
+        SetRoom(changes={"persona": "pirate"})
     with pytest.raises(ControlEventError, match="'volume' is not a room setting"):
-        SetRoom(token="t", satellite="den", changes={"volume": "3"})
+        SetRoom(satellite="den", changes={"volume": "3"})
     assert control.ROOM_SETTINGS == ("backend", "persona")

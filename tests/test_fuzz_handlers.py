@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as EventType
-from typing import Any
+from typing import Any, BinaryIO
 
 import psutil
 import pytest
@@ -33,6 +33,18 @@ from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
 
 from locara_wyoming.bench.server_process import ServerProcess
+from locara_wyoming.protocol.auth import (
+    ROLE_CONTROL,
+    TLS_TYPE,
+    AuthChallenge,
+    AuthHello,
+    AuthProof,
+    certificate_fingerprint,
+    client_tls_context,
+    make_proof,
+    new_nonce,
+    token_key,
+)
 
 from .support.strategies import json_values
 
@@ -49,17 +61,18 @@ EVENT_TYPES = [
     "transcript", "select-program", "locara-status", "locara-control", "locara-settings",
     "locara-set-muted", "locara-set-room", "locara-announce", "locara-home-answer", "played",
     "locara-state", "detection", "voice-started", "voice-stopped", "handled", "no-such-event",
+    "locara-tls", "locara-auth", "locara-auth-proof", "locara-enrol", "locara-unenrol",
 ]  # fmt: skip
 FIELDS = [
     "text", "rate", "width", "channels", "name", "voice", "language", "locara", "protocol",
     "area", "resume", "capabilities", "reply_id", "samples", "state", "token", "settings",
     "id", "handled", "speech", "satellite", "listen", "context", "since_step", "timestamp",
-    "muted", "backend", "persona",
+    "muted", "backend", "persona", "role", "nonce", "proof",
 ]  # fmt: skip
 ERROR_CODES = {
     "bad-header", "too-large", "unknown-event", "bad-event", "bad-audio-format",
     "out-of-order", "not-found", "busy", "bad-request", "timeout", "unauthorized",
-    "stt-failed", "reply-failed", "remote-failed", "internal", "too-fast",
+    "stt-failed", "reply-failed", "remote-failed", "internal", "too-fast", "forbidden",
 }  # fmt: skip
 SESSION = {
     "start_stage": "asr", "end_stage": "tts", "restart_on_end": True,
@@ -101,6 +114,36 @@ def read_events(sock: socket.socket, until_pong: str) -> Iterator[dict[str, Any]
         yield {"type": header["type"], "data": data}
         if header["type"] == "pong" and data.get("text") == until_pong:
             return
+
+
+def _frame(event: Event) -> bytes:
+    body = json.dumps(event.data).encode()
+    return json.dumps({"type": event.type, "data_length": len(body)}).encode() + b"\n" + body
+
+
+def _next(stream: BinaryIO) -> Event:
+    header = json.loads(stream.readline())
+    data = json.loads(stream.read(header["data_length"])) if header.get("data_length") else {}
+    return Event(header["type"], {**(header.get("data") or {}), **data})
+
+
+def proven(address: tuple[str, int], token: str) -> socket.socket:
+    """A connection that proved it holds the token (TLS, then protocol/auth.py)."""
+    plain = socket.create_connection(address, timeout=60)
+    plain.sendall(_frame(Event(TLS_TYPE)))
+    assert plain.recv(4096).startswith(b'{"type": "locara-tls-ready"'), "no TLS answer"
+    sock = client_tls_context().wrap_socket(plain)
+    stream = sock.makefile("rb")
+    der = sock.getpeercert(binary_form=True)
+    assert der is not None
+    fingerprint, key = certificate_fingerprint(der), token_key(token)
+    hello = AuthHello(ROLE_CONTROL, "fuzz", new_nonce())
+    sock.sendall(_frame(hello.event()))
+    challenge = AuthChallenge.from_event(_next(stream))
+    proof = make_proof(key, "client", hello, challenge.nonce, fingerprint)
+    sock.sendall(_frame(AuthProof(proof).event()))
+    assert _next(stream).type == "locara-auth-done"
+    return sock
 
 
 @dataclass
@@ -214,7 +257,8 @@ async def witness_process(server: ServerProcess) -> AsyncIterator[list[WitnessRe
 @pytest.fixture(scope="module")
 async def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
     async with ServerProcess(
-        tmp_path_factory.mktemp("fuzz"), "[limits]\nmax_connections = 8\n"
+        tmp_path_factory.mktemp("fuzz"),
+        "[limits]\nmax_connections = 8\n[security]\nopen_satellites = true\n",
     ) as process:
         yield process
 
@@ -230,13 +274,15 @@ async def test_any_events_in_any_order_leave_the_server_and_other_sessions_well(
     @FUZZ
     @given(st.lists(events(), min_size=1, max_size=12), st.booleans())
     def exchange(frames: list[bytes], with_token: bool) -> None:
-        if with_token:  # now and then a request that passes the token check
-            body = json.dumps({"token": token, "settings": {"muted": "nobody"}}).encode()
+        if with_token:  # now and then on a connection that proved it holds the token
+            body = json.dumps({"settings": {"muted": "nobody"}}).encode()
             frames = [*frames, json.dumps({"type": "locara-settings", "data_length": len(body)})
                       .encode() + b"\n" + body]  # fmt: skip
         marker = f"end-{time.monotonic_ns()}"
         ping = json.dumps({"type": "ping", "data": {"text": marker}}).encode() + b"\n"
-        with socket.create_connection((fuzz_server.host, fuzz_server.port), timeout=60) as sock:
+        address = (fuzz_server.host, fuzz_server.port)
+        connected = proven(address, token) if with_token else socket.create_connection(address, 60)
+        with connected as sock:
             # Closed on a framing error before all was sent: allowed.
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 sock.sendall(b"".join(frames) + ping)

@@ -50,6 +50,8 @@ class SessionSettings:
     persona: PersonaConfig
     home_control: HomeControl | None = None
     turn_taking: TurnTaking = TurnTaking()
+    conversation_id: str | None = None
+    """The room's conversation in the history; the session id when not given."""
 
 
 class VoiceSession(ABC):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from wyoming.event import Event
 
+from ..protocol.auth import PairingCode
 from ..protocol.session import SessionRequest, SessionStarted
 from .echo_gate import EchoGate, EchoGatedSource
 from .playback import ReplyPlayback
@@ -74,6 +75,7 @@ class ScriptedSatellite:
         preroll_ms: float = 60.0,
         echo_gate: bool = True,
         resume: str | None = None,
+        credential: PairingCode | None = None,
     ) -> None:
         self.gate = EchoGate(MIC_RATE) if echo_gate else None
         self.speaker = SimulatedSpeaker(preroll_ms, self.gate.played if self.gate else None)
@@ -87,6 +89,7 @@ class ScriptedSatellite:
             self.speaker,
             self._record,
             1.0,
+            credential=credential,
         )
         self._task: asyncio.Task[SessionStarted] | None = None
 

@@ -14,10 +14,12 @@ other than audio (voice activity, both sides' text, flushes, errors) as it arriv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
+from urllib.parse import urlparse
 
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncClient
@@ -28,6 +30,7 @@ from wyoming.pipeline import PipelineStage, RunPipeline
 
 from ..audio_format import PcmFormat
 from ..audio_pace import AudioPace
+from ..protocol.auth import ROLE_SATELLITE, AuthError, PairingCode, SecureTcpClient
 from ..protocol.session import REQUEST_KEY, Flush, PlayedReport, SessionRequest, SessionStarted
 
 _LOGGER = logging.getLogger(__name__)
@@ -65,6 +68,11 @@ class SessionFailedError(RuntimeError):
     pass
 
 
+class NotProvenError(SessionFailedError):
+    """The server could not prove itself to be the one the satellite was paired with,
+    or refused the satellite's proof: no audio was sent."""
+
+
 class SessionClient:
     def __init__(
         self,
@@ -75,9 +83,13 @@ class SessionClient:
         on_event: Callable[[Event], None] | None = None,
         idle_after_s: float = 3.0,
         ping_every_s: float = 5.0,
+        credential: PairingCode | None = None,
     ) -> None:
         self.uri = uri
         self.request = request
+        self.credential = credential
+        """An enrolled satellite's: the session opens only over TLS, after the server
+        proved itself (its pinned certificate and id, and the key) and the satellite did."""
         self.source = source
         self.sink = sink
         self.on_event = on_event
@@ -103,7 +115,7 @@ class SessionClient:
         Raises SessionFailedError (or OSError) when the server refuses the session or the
         connection is lost; replies not yet played are then dropped from the sink.
         """
-        async with AsyncClient.from_uri(self.uri) as client:
+        async with self._connect() as client:
             self._client = client
             self.started = await self._open(client)
             self.ready.set()
@@ -124,6 +136,27 @@ class SessionClient:
                     self.sink.flush(reply_id)
                 self._client = None
         return self.started
+
+    @contextlib.asynccontextmanager
+    async def _connect(self) -> AsyncIterator[AsyncClient]:
+        """A connection to the server; for an enrolled satellite, a proven one."""
+        credential = self.credential
+        if credential is None:
+            async with AsyncClient.from_uri(self.uri) as client:
+                yield client
+            return
+        address = urlparse(self.uri)
+        if address.scheme != "tcp" or address.hostname is None or address.port is None:
+            raise SessionFailedError(f"an enrolled satellite connects over tcp://, not {self.uri}")
+        async with SecureTcpClient(address.hostname, address.port) as client:
+            try:
+                await client.authenticate(
+                    ROLE_SATELLITE, credential.name, credential.key,
+                    fingerprint=credential.fingerprint, server_id=credential.server_id,
+                )  # fmt: skip
+            except AuthError as error:
+                raise NotProvenError(str(error)) from None
+            yield client
 
     async def send(self, event: Event) -> bool:
         """Send an event of the satellite's own (state, wake word…); False when not connected."""

@@ -25,7 +25,10 @@ from wyoming.server import AsyncEventHandler
 
 from ..control.service import CONTROL_TYPES, HOME_ANSWER, ControlClient, ControlService
 from ..errors import Busy, LocaraError, Timeout, UnknownEvent
+from ..protocol.auth import TLS_TYPE
 from ..protocol.parsing import parse_event
+from ..security.handshake import AuthFailed, ServerHandshake
+from ..security.principal import Principal
 from ..server_context import ServerContext
 from ..services.asr import AsrProgram
 from ..services.describe import DescribeProgram
@@ -63,15 +66,21 @@ class WyomingConnection(AsyncEventHandler):
         self._serving = False
         self._last_activity = time.monotonic()
         self._control_service = control
+        self.auth = ServerHandshake(
+            context.security, reader, writer, self.write_event, self._proven, self.peer
+        )
         self._control = ControlClient(self.write_event)
         self.session = SessionEndpoint(
             context.sessions, context.backends, self.write_event,
             lambda: context.config.limits.stalled_client_s, self._not_played,
+            lambda: self.auth.principal, _host(self.peer), lambda: self.writer.transport.abort(),
         )  # fmt: skip
+        self._events = 0
         link = ProgramLink(context, self.write_event, self._enqueue)
         self._tts = TtsProgram(link)
         self._handlers: dict[str, Handler] = {
             "ping": self._pong,
+            **self.auth.handlers(),
             **AsrProgram(link).handlers(),
             **self._tts.handlers(),
             **HandleProgram(link).handlers(),
@@ -141,15 +150,19 @@ class WyomingConnection(AsyncEventHandler):
     async def handle_event(self, event: Event) -> bool:
         """Handle one event; False when the connection is to end."""
         request_id = event.data.get("id") if event.type in CONTROL_TYPES else None
+        self._events += 1
         try:
             if self.session.link is not None and event.type in UPLINK_TYPES:
                 return self.session.feed(event)
+            if event.type == TLS_TYPE and self._events > 1:
+                raise AuthFailed("locara-tls must be the first event on a connection")
             handler = self._handlers.get(event.type)
             if handler is None:
                 raise UnknownEvent(f"unknown event type {event.type!r}")
             await handler(event)
         except LocaraError as error:
             await self._send_error(error, request_id)
+            return not error.closes
         except (ConnectionError, OSError):
             raise
         except Exception:
@@ -205,6 +218,9 @@ class WyomingConnection(AsyncEventHandler):
 
     # -- small handlers ----------------------------------------------------------------
 
+    def _proven(self, principal: Principal) -> None:
+        self._control.principal = principal
+
     async def _pong(self, event: Event) -> None:
         await self.write_event(Pong(text=parse_event(Ping, event).text).event())
 
@@ -250,3 +266,8 @@ class WyomingConnection(AsyncEventHandler):
             finally:
                 self._serving = False
                 self._last_activity = time.monotonic()
+
+
+def _host(peer: object) -> str:
+    """The peer's address without its port (a unix socket's peer: "local")."""
+    return str(peer[0]) if isinstance(peer, tuple) and peer else "local"

@@ -1,6 +1,9 @@
-"""The control channel's requests: subscribe, change settings, announce, home answers.
+"""The control channel's requests: subscribe, change settings, announce, enrol
+satellites, home answers.
 
-Every request but a home answer needs the server's token. Settings changes, whole
+Every request comes on a connection that proved it holds the server's token (the
+exchange in protocol/auth.py, role `control`); the token itself never crosses the
+network. Settings changes, whole
 (`locara-settings`) or patches of one satellite or room (`locara-set-muted`,
 `locara-set-room`), are applied one at a time under one lock, each to the settings as
 the one before left them, so that changes sent at the same moment never undo each
@@ -25,21 +28,26 @@ from .. import __version__
 from ..backends.base import HomeControl
 from ..backends.registry import check_configured_backends, configured_backends
 from ..config import ConfigError, LocaraConfig
-from ..errors import BadRequest, NotFound, TooLarge, Unauthorized
+from ..errors import BadRequest, NotFound, StorageFailed, TooLarge, Unauthorized
 from ..protocol import WriteEvent
+from ..protocol.auth import PairingCode
 from ..protocol.control import (
     ANNOUNCE_TYPE,
+    ENROL_TYPE,
     HOME_ANSWER_TYPE,
     SET_MUTED_TYPE,
     SET_ROOM_TYPE,
     SETTINGS_TYPE,
     SUBSCRIBE_TYPE,
+    UNENROL_TYPE,
     Announce,
     AnnounceDone,
     BackendHealth,
     ChangeSettings,
     ControlEventError,
     ControlState,
+    Enrol,
+    EnrolDone,
     HomeAnswer,
     Options,
     SatelliteRecord,
@@ -49,7 +57,11 @@ from ..protocol.control import (
     SettingsChanged,
     SettingsDone,
     Subscribe,
+    Unenrol,
+    UnenrolDone,
 )
+from ..security.enrolment import EnrolmentError
+from ..security.principal import STRANGER, Principal
 from ..server_context import ServerContext
 from ..sessions.link import SatelliteGoneError, SessionLink
 from ..sessions.registry import SessionChange
@@ -61,13 +73,17 @@ from .settings import SettingsFile, muted_patch, room_patch, settings_of, with_s
 
 _LOGGER = logging.getLogger(__name__)
 
-ControlRequest = Subscribe | ChangeSettings | SetMuted | SetRoom | Announce | HomeAnswer
+ControlRequest = (
+    Subscribe | ChangeSettings | SetMuted | SetRoom | Announce | Enrol | Unenrol | HomeAnswer
+)
 REQUESTS: dict[str, Callable[[Event], ControlRequest]] = {
     SUBSCRIBE_TYPE: Subscribe.from_event,
     SETTINGS_TYPE: ChangeSettings.from_event,
     SET_MUTED_TYPE: SetMuted.from_event,
     SET_ROOM_TYPE: SetRoom.from_event,
     ANNOUNCE_TYPE: Announce.from_event,
+    ENROL_TYPE: Enrol.from_event,
+    UNENROL_TYPE: Unenrol.from_event,
     HOME_ANSWER_TYPE: HomeAnswer.from_event,
 }
 CONTROL_TYPES = frozenset(REQUESTS)
@@ -85,6 +101,8 @@ class ControlClient:
 
     write: WriteEvent
     subscriber: Subscriber | None = None
+    principal: Principal = STRANGER
+    """Who the connection proved to be (security/handshake.py)."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +149,13 @@ class ControlService:
 
     async def handle(self, client: ControlClient, event: Event) -> Event | None:
         """The answer to a control request (of CONTROL_TYPES); a LocaraError refuses it."""
+        if not client.principal.is_control:
+            _LOGGER.warning("A %s request on a connection without the token was refused",
+                            event.type)  # fmt: skip
+            raise Unauthorized(
+                "control requests need a connection that proved it holds the server's "
+                "token (locara-tls, then locara-auth as `control`): see docs/protocol.md"
+            )
         try:
             request = REQUESTS[event.type](event)
         except ControlEventError as error:
@@ -140,9 +165,6 @@ class ControlService:
                 raise Unauthorized("home answers come on a subscribed connection")
             self.hub.home_answer(request)
             return None
-        if not self.identity.accepts(request.token):
-            _LOGGER.warning("A %s request with a wrong or missing token was refused", event.type)
-            raise Unauthorized("a wrong or missing token: see <data_dir>/token")
         match request:
             case Subscribe():
                 if client.subscriber is None:
@@ -158,6 +180,16 @@ class ControlService:
             case Announce():
                 said = await self.announce(request)
                 return AnnounceDone(request_id=request.request_id, satellites=said).event()
+            case Enrol():
+                code = self._enrol(request.name)
+                return EnrolDone(
+                    request_id=request.request_id, name=code.name, pairing_code=code.encode()
+                ).event()
+            case Unenrol():
+                ended = await self._unenrol(request.name)
+                return UnenrolDone(
+                    request_id=request.request_id, name=request.name, ended_session=ended
+                ).event()
         return SettingsDone(request_id=request.request_id, settings=settings).event()
 
     def state(self, request_id: str | None = None) -> ControlState:
@@ -239,6 +271,29 @@ class ControlService:
             except Exception as error:
                 await backends.discard(model_id)
                 raise BadRequest(f"cannot start {model_id}: {error}") from None
+
+    # -- enrolment ------------------------------------------------------------------
+
+    def _enrol(self, name: str) -> PairingCode:
+        try:
+            code = self.context.security.enrol(name)
+        except EnrolmentError as error:
+            raise BadRequest(str(error)) from None
+        except OSError as error:
+            raise StorageFailed(f"the enrolment could not be saved ({error})") from error
+        _LOGGER.info("Satellite %s enrolled from Home Assistant", code.name)
+        return code
+
+    async def _unenrol(self, name: str) -> bool:
+        """Remove `name`'s enrolment and end its live session; whether it had one."""
+        try:
+            removed = self.context.security.satellites.remove(name)
+        except OSError as error:
+            raise StorageFailed(f"the enrolment could not be removed ({error})") from error
+        if not removed:
+            raise NotFound(f"no satellite named {name!r} is enrolled")
+        _LOGGER.info("Satellite %s removed from Home Assistant", name)
+        return await self.context.sessions.unenrolled(name.strip())
 
     # -- announcements --------------------------------------------------------------
 

@@ -10,16 +10,15 @@ renamed): a crash or a kill at any moment leaves either the old settings or the 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from ..backends.registry import check_configured_backends
 from ..config import ConfigError, LocaraConfig, parse_config
 from ..errors import StorageFailed
+from ..files import replace_file
 from ..protocol.control import SetMuted, SetRoom
 
 _LOGGER = logging.getLogger(__name__)
@@ -109,33 +108,12 @@ class SettingsFile:
 
         StorageFailed when it cannot be written (a full disk, a read-only directory):
         the old file is kept and no draft is left beside it."""
-        draft = self.path.with_name(f".{self.path.name}.{os.getpid()}")
         text = json.dumps(settings_of(config), indent=2, ensure_ascii=False)
         try:
-            with open(draft, "w", encoding="utf-8") as file:
-                file.write(text + "\n")
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(draft, self.path)
+            replace_file(self.path, (text + "\n").encode())
         except OSError as error:
-            with contextlib.suppress(OSError):  # not there, or never ours (not a file)
-                draft.unlink(missing_ok=True)
             _LOGGER.error("Could not save the settings to %s: %s", self.path, error)
             raise StorageFailed(
                 f"the settings could not be saved ({error.strerror or error}); "
                 "the old settings are kept"
             ) from error
-        _sync_directory(self.path.parent)
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make a rename in `directory` survive a power cut. The new file is in place once
-    renamed, so a failure here is reported, not raised: the settings are saved."""
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-    except OSError as error:
-        _LOGGER.warning("Could not sync %s after saving the settings: %s", directory, error)

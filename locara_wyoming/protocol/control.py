@@ -41,10 +41,14 @@ HOME_ANSWER_TYPE = "locara-home-answer"
 SATELLITE_TYPE = "locara-satellite"
 SERVER_TYPE = "locara-server"
 SETTINGS_CHANGED_TYPE = "locara-settings-changed"
+ENROL_TYPE = "locara-enrol"
+ENROL_DONE_TYPE = "locara-enrol-done"
+UNENROL_TYPE = "locara-unenrol"
+UNENROL_DONE_TYPE = "locara-unenrol-done"
 
 ROOM_SETTINGS = ("backend", "persona")
 """What a `locara-set-room` may change in a room entry."""
-_REQUEST_KEYS = ("token", "id")
+_REQUEST_KEYS = ("id",)
 
 
 class ControlEventError(ValueError):
@@ -136,10 +140,6 @@ class _Fields:
             raise self._refused(key, "a list of objects")
         return [_Fields(item, f"{self.where}: {key}[{i}]") for i, item in enumerate(value)]
 
-    def token(self) -> str:
-        """The request's token; a missing one is refused later, as a wrong one is."""
-        return self.optional_text("token") or ""
-
     def request_id(self) -> str | None:
         return self.optional_text("id")
 
@@ -161,14 +161,14 @@ def _with_id(request_id: str | None, data: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True, kw_only=True)
 class _Request:
-    """What every request but a home answer carries: the server's token, and an id that
-    its answer repeats (an `error` answer repeats it as `request_id`)."""
+    """What every request carries: an id that its answer repeats (an `error` answer
+    repeats it as `request_id`). Requests come only on a connection that proved it holds
+    the server's token (auth.py, role `control`); the token itself is never sent."""
 
-    token: str
     request_id: str | None = None
 
     def _data(self, **data: Any) -> dict[str, Any]:
-        return _with_id(self.request_id, {"token": self.token, **data})
+        return _with_id(self.request_id, data)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,7 +189,6 @@ class Subscribe(_Request, Eventable):
     def from_event(event: Event) -> Subscribe:
         fields = _Fields(event.data, event.type)
         return Subscribe(
-            token=fields.token(),
             request_id=fields.request_id(),
             client=fields.optional_text("client"),
         )
@@ -212,7 +211,6 @@ class ChangeSettings(_Request, Eventable):
     def from_event(event: Event) -> ChangeSettings:
         fields = _Fields(event.data, event.type)
         return ChangeSettings(
-            token=fields.token(),
             request_id=fields.request_id(),
             settings=fields.mapping("settings"),
         )
@@ -237,7 +235,6 @@ class SetMuted(_Request, Eventable):
         fields = _Fields(event.data, event.type)
         fields.only(*_REQUEST_KEYS, "satellite", "muted")
         return SetMuted(
-            token=fields.token(),
             request_id=fields.request_id(),
             satellite=fields.filled("satellite"),
             muted=fields.flag("muted"),
@@ -294,7 +291,6 @@ class SetRoom(_Request, Eventable):
         fields = _Fields(event.data, event.type)
         fields.only(*_REQUEST_KEYS, "satellite", "area", *ROOM_SETTINGS)
         return SetRoom(
-            token=fields.token(),
             request_id=fields.request_id(),
             satellite=fields.optional_filled("satellite"),
             area=fields.optional_filled("area"),
@@ -333,7 +329,6 @@ class Announce(_Request, Eventable):
     def from_event(event: Event) -> Announce:
         fields = _Fields(event.data, event.type)
         return Announce(
-            token=fields.token(),
             request_id=fields.request_id(),
             text=fields.filled("text"),
             satellite=fields.optional_filled("satellite"),
@@ -342,9 +337,51 @@ class Announce(_Request, Eventable):
         )
 
 
+@dataclass(frozen=True, kw_only=True)
+class Enrol(_Request, Eventable):
+    """Enrol a satellite under `name`, or make it a new key (the old one stops working);
+    answered by `EnrolDone` with its pairing code."""
+
+    name: str
+
+    @staticmethod
+    def is_type(event_type: str) -> bool:
+        return event_type == ENROL_TYPE
+
+    def event(self) -> Event:
+        return Event(ENROL_TYPE, self._data(name=self.name))
+
+    @staticmethod
+    def from_event(event: Event) -> Enrol:
+        fields = _Fields(event.data, event.type)
+        fields.only(*_REQUEST_KEYS, "name")
+        return Enrol(request_id=fields.request_id(), name=fields.filled("name"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Unenrol(_Request, Eventable):
+    """Remove a satellite's enrolment; its live session ends at once. Answered by
+    `UnenrolDone`."""
+
+    name: str
+
+    @staticmethod
+    def is_type(event_type: str) -> bool:
+        return event_type == UNENROL_TYPE
+
+    def event(self) -> Event:
+        return Event(UNENROL_TYPE, self._data(name=self.name))
+
+    @staticmethod
+    def from_event(event: Event) -> Unenrol:
+        fields = _Fields(event.data, event.type)
+        fields.only(*_REQUEST_KEYS, "name")
+        return Unenrol(request_id=fields.request_id(), name=fields.filled("name"))
+
+
 @dataclass(frozen=True)
 class HomeAnswer(Eventable):
-    """Home Assistant's answer to a `HomeRequest`; needs no token, only a subscription."""
+    """Home Assistant's answer to a `HomeRequest`, on its subscribed connection."""
 
     request_id: str
     handled: bool
@@ -560,6 +597,59 @@ class AnnounceDone(Eventable):
     def from_event(event: Event) -> AnnounceDone:
         fields = _Fields(event.data, event.type)
         return AnnounceDone(request_id=fields.request_id(), satellites=fields.texts("satellites"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnrolDone(Eventable):
+    """The answer to `Enrol`: the pairing code to give the satellite (`locara-satellite
+    --pair CODE`). It holds the satellite's key: show it once, keep it nowhere."""
+
+    request_id: str | None = None
+    name: str
+    pairing_code: str
+
+    @staticmethod
+    def is_type(event_type: str) -> bool:
+        return event_type == ENROL_DONE_TYPE
+
+    def event(self) -> Event:
+        data = {"name": self.name, "pairing_code": self.pairing_code}
+        return Event(ENROL_DONE_TYPE, _with_id(self.request_id, data))
+
+    @staticmethod
+    def from_event(event: Event) -> EnrolDone:
+        fields = _Fields(event.data, event.type)
+        return EnrolDone(
+            request_id=fields.request_id(),
+            name=fields.filled("name"),
+            pairing_code=fields.filled("pairing_code"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnenrolDone(Eventable):
+    """The answer to `Unenrol`: whether a live session of the satellite was ended."""
+
+    request_id: str | None = None
+    name: str
+    ended_session: bool
+
+    @staticmethod
+    def is_type(event_type: str) -> bool:
+        return event_type == UNENROL_DONE_TYPE
+
+    def event(self) -> Event:
+        data = {"name": self.name, "ended_session": self.ended_session}
+        return Event(UNENROL_DONE_TYPE, _with_id(self.request_id, data))
+
+    @staticmethod
+    def from_event(event: Event) -> UnenrolDone:
+        fields = _Fields(event.data, event.type)
+        return UnenrolDone(
+            request_id=fields.request_id(),
+            name=fields.filled("name"),
+            ended_session=fields.flag("ended_session"),
+        )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,9 @@
-"""The handle program: answer a transcript as the configured persona, streaming the text."""
+"""The handle program: answer a transcript as the configured persona, streaming the text.
+
+Its conversations are kept apart from the rooms': whatever `conversation_id` a client
+sends, its history is `handle:<id>`, and a room's is `room:…` (sessions/owner.py), so
+no client of this unauthenticated program can read or extend a room's conversation.
+"""
 
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ class HandleProgram:
         persona = self._link.context.config.persona()
         await write(HandledStart(context=context).event())
         pieces: list[str] = []
-        answer = self._link.context.agent.respond(persona, conversation_id, text)
+        answer = self._link.context.agent.respond(persona, f"handle:{conversation_id}", text)
         async with contextlib.aclosing(answer.pieces) as written:
             async for piece in written:
                 pieces.append(piece)

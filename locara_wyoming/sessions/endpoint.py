@@ -15,7 +15,9 @@ from ..backends.registry import Backends
 from ..errors import BadRequest, OutOfOrder
 from ..protocol import WriteEvent
 from ..protocol.session import REQUEST_KEY, STATUS_TYPE, SessionRequest
+from ..security.principal import Principal
 from .link import SessionEnded, SessionLink
+from .owner import SessionOwner
 from .played_watch import PlayedWatch
 from .registry import SessionRegistry
 
@@ -28,12 +30,18 @@ class SessionEndpoint:
         write: WriteEvent,
         stalled_client_s: Callable[[], float],
         on_not_played: Callable[[str], None],
+        principal: Callable[[], Principal],
+        host: str,
+        disconnect: Callable[[], None],
     ) -> None:
         self._registry = registry
         self._backends = backends
         self._write = write
         self._stalled_client_s = stalled_client_s
         self._on_not_played = on_not_played
+        self._principal = principal
+        self._host = host
+        self._disconnect = disconnect
         self.link: SessionLink | None = None
 
     def handlers(self) -> dict[str, Callable[[Event], Awaitable[None]]]:
@@ -48,13 +56,27 @@ class SessionEndpoint:
         watch = None
         if "played" in request.capabilities:
             watch = PlayedWatch(self._stalled_client_s(), self._on_not_played)
-        self.link = await self._registry.open(request, self._write, watch)
+        owner = SessionOwner.of(self._principal(), request.name, self._host)
+        self.link = await self._registry.open(request, owner, self._write, self._disconnect, watch)
 
     async def status(self, event: Event) -> None:
-        """`locara-status`: every session, and the backends' state since a step."""
+        """`locara-status`: the backends' state since a step, and the sessions this
+        connection may see: all of them for Home Assistant's proven control connection,
+        a satellite's own, and for anyone else only how many there are (names, ids and
+        words are nobody else's business)."""
         since = event.data.get("since_step", 0)
         backends = self._backends.status(since if isinstance(since, int) else 0)
-        data = {"sessions": self._registry.status(), "backends": backends}
+        principal = self._principal()
+        if principal.is_control:
+            sessions = self._registry.status()
+        else:
+            mine = [self.link] if self.link is not None else []
+            sessions = [link.status() for link in mine]
+        data = {
+            "sessions": sessions,
+            "sessions_active": len(self._registry),
+            "backends": backends,
+        }
         await self._write(Event(type=STATUS_TYPE, data=data))
 
     def feed(self, event: Event) -> bool:

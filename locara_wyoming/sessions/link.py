@@ -32,6 +32,7 @@ from ..protocol import WriteEvent
 from ..protocol.parsing import parse_event
 from ..protocol.session import LISTEN_TYPE, Flush, PlayedReport, SatelliteState, SessionStarted
 from .microphone import SessionMicrophone
+from .owner import SessionOwner
 from .played_watch import PlayedWatch
 
 _LOGGER = logging.getLogger(__name__)
@@ -66,14 +67,18 @@ class SessionLink:
         session: VoiceSession,
         started: SessionStarted,
         write: WriteEvent,
-        satellite: str,
+        disconnect: Callable[[], None],
+        owner: SessionOwner,
         area: str | None = None,
         on_change: Callable[[SessionLink], None] | None = None,
         played_watch: PlayedWatch | None = None,
     ) -> None:
         self.session = session
         self.started = started
-        self.satellite = satellite
+        self.owner = owner
+        self.disconnect = disconnect
+        """Drop the satellite's connection (its session was taken over or revoked)."""
+        self.satellite = owner.satellite
         self.area = area
         self.state = "listening"
         """What the satellite is doing: as it last said, or as its session's events show."""
@@ -94,7 +99,7 @@ class SessionLink:
         (it stopped reading) is dropped."""
         self._closed = False
         self._write = write
-        self._microphone = SessionMicrophone(satellite, started.input.rate)
+        self._microphone = SessionMicrophone(owner.satellite, started.input.rate)
         self._open_audio: str | None = None  # reply whose audio stream is open
         self._downlink: asyncio.Task[None] | None = None
         self._downlink_lock = asyncio.Lock()

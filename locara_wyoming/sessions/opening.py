@@ -9,6 +9,7 @@ from ..backends.base import HomeControl, SessionSettings, VoiceSession
 from ..backends.registry import Backends
 from ..config import LocaraConfig
 from ..protocol.session import SessionStarted
+from .owner import SessionOwner
 from .routing import route
 
 
@@ -22,16 +23,18 @@ async def open_session(
     backends: Backends,
     config: LocaraConfig,
     session_id: str,
-    satellite: str,
+    owner: SessionOwner,
     area: str | None,
     home_control: HomeControl | None,
 ) -> OpenedSession:
     """A session for the satellite; BackendFullError when its backend serves all it can."""
+    satellite = owner.satellite
     chosen = route(config, satellite, area)
     backend = backends.get(chosen.backend)
     settings = SessionSettings(
-        session_id, satellite, area, chosen.persona, home_control, chosen.turn_taking
-    )
+        session_id, satellite, area, chosen.persona, home_control, chosen.turn_taking,
+        owner.conversation_id(session_id),
+    )  # fmt: skip
     started = SessionStarted(
         session_id=session_id,
         backend=backend.model_id,

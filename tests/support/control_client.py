@@ -1,4 +1,6 @@
-"""A control-channel client for the tests: requests with ids, pushes kept in order."""
+"""A control-channel client for the tests: it proves itself with the token as Home
+Assistant's integration does (TLS, then the exchange in protocol/auth.py), then sends
+requests with ids and keeps the pushes in order."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
+
+from locara_wyoming.protocol.auth import ROLE_CONTROL, SecureTcpClient, token_key
 
 HomeAnswerer = Callable[[dict[str, Any]], Awaitable[tuple[bool, str | None]]]
 
@@ -20,7 +23,7 @@ class ControlClient:
         self.pushes: list[Event] = []
         self.home_requests: list[dict[str, Any]] = []
         self.answer_home: HomeAnswerer | None = None
-        self._client = AsyncTcpClient(host, port)
+        self._client = SecureTcpClient(host, port)
         self._ids = itertools.count(1)
         self._answers: dict[str, asyncio.Future[Event]] = {}
         self._new_push = asyncio.Event()
@@ -30,6 +33,7 @@ class ControlClient:
 
     async def connect(self) -> dict[str, Any]:
         await self._client.connect()
+        await self._client.authenticate(ROLE_CONTROL, "tests", token_key(self.token))
         self._reader = asyncio.create_task(self._read())
         answer = await self.request("locara-control", client="tests")
         self.state = answer.data
@@ -40,9 +44,7 @@ class ControlClient:
         request_id = str(next(self._ids))
         answer: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
         self._answers[request_id] = answer
-        await self._client.write_event(
-            Event(type=event_type, data={"token": self.token, "id": request_id, **data})
-        )
+        await self._client.write_event(Event(type=event_type, data={"id": request_id, **data}))
         try:
             return await asyncio.wait_for(answer, 120)
         finally:

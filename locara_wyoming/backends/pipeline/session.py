@@ -89,7 +89,7 @@ class PipelineSession(VoiceSession):
             tts=stages.tts,
             agent=agent,
             persona=settings.persona,
-            conversation_id=settings.session_id,
+            conversation_id=settings.conversation_id or settings.session_id,
             voice=voice,
             audio_format=audio_format,
             emit=self._emit,
