@@ -225,6 +225,18 @@ async def test_home_assistant_answers_first_and_the_llm_what_it_does_not_handle(
         assert handled.event.data["text"] != "The kitchen light is on."
         await hub.request("locara-settings", settings={"rooms": []})
 
+        # An unenrolled satellite (the tests' server is in open mode) never reaches Home
+        # Assistant, whatever it says, nor do announcements reach it.
+        async with satellite(server, "shed", area="Kitchen") as stranger:
+            said = await stranger.say(speech.at_16k("Turn on the kitchen light."))
+            _, reply = await stranger.reply_after(said.voiced_end)
+            await asyncio.wait_for(reply.done.wait(), 60)
+            handled = await stranger.wait_for("handled", said.voiced_end)
+            assert len(hub.home_requests) == asked_before
+            assert handled.event.data["text"] != "The kitchen light is on."
+            missed = await hub.request("locara-announce", text="Hello.", satellite="shed")
+            assert missed.type == "error" and missed.data["code"] == "not-found", missed
+
 
 @pytest.mark.models
 async def test_an_announcement_is_spoken_then_the_satellite_listens(server: ServerProcess) -> None:
