@@ -35,6 +35,7 @@ from .conftest import DEFAULT_CONFIG_EXTRA, LocaraServer
 from .locara_helpers import (
     Satellite,
     audio_seconds,
+    enable_before_added,
     entity_id,
     satellite,
     saved_settings,
@@ -93,10 +94,10 @@ def words(text: str | None) -> set[str]:
 
 
 def satellite_entities(hass: HomeAssistant, server: LocaraServer, name: str) -> dict[str, str]:
+    """The satellite's entities that are enabled from the start."""
     sid = server_id_of(server)
     return {
         "state": entity_id(hass, "sensor", f"{sid}:{name}-state"),
-        "last_transcript": entity_id(hass, "sensor", f"{sid}:{name}-last_transcript"),
         "backend": entity_id(hass, "select", f"{sid}:{name}-backend"),
         "persona": entity_id(hass, "select", f"{sid}:{name}-persona"),
         "mute": entity_id(hass, "switch", f"{sid}:{name}-mute"),
@@ -215,6 +216,21 @@ async def test_a_satellite_that_connects_gets_entities_that_change_its_settings(
     await wait_until(lambda: state_of(hass, sessions) == "0", "no active session")
 
 
+async def test_a_new_satellites_transcript_sensor_is_registered_but_disabled(
+    hass: HomeAssistant, locara_server: LocaraServer, entry: ConfigEntry
+) -> None:
+    """What is said in a room goes into Home Assistant's history only once a user turns
+    the sensor on: a new install has it, off."""
+    async with satellite(locara_server, "study", area="Study") as room:
+        await entities_of_new_satellite(hass, locara_server, room)
+        sid = server_id_of(locara_server)
+        transcript = entity_id(hass, "sensor", f"{sid}:study-last_transcript")
+        registered = er.async_get(hass).async_get(transcript)
+        assert registered is not None
+        assert registered.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+        assert hass.states.get(transcript) is None
+
+
 async def test_two_mute_switches_turned_on_at_the_same_moment_both_mute(
     hass: HomeAssistant, locara_server: LocaraServer, entry: ConfigEntry
 ) -> None:
@@ -271,9 +287,12 @@ async def test_home_control_turns_on_a_light_from_real_speech(
     await hass.async_block_till_done()
     assert state_of(hass, "light.kitchen_lights") == "off"
     speech = await synthesize(locara_server, "Turn on the kitchen lights.")
+    transcript_id = f"{server_id_of(locara_server)}:hall-last_transcript"
+    enable_before_added(hass, entry, "sensor", transcript_id)
 
     async with satellite(locara_server, "hall", area="Hall") as room:
         entities = await entities_of_new_satellite(hass, locara_server, room)
+        last_transcript = entity_id(hass, "sensor", transcript_id)
         states: list[str] = []
 
         @callback  # on HA's loop, in order (a plain function would run in its executor)
@@ -299,7 +318,7 @@ async def test_home_control_turns_on_a_light_from_real_speech(
         )
         assert audio_seconds(room.events[mark:]) > 0.5, "the reply was spoken"
         await wait_until(
-            lambda: "kitchen" in words(state_of(hass, entities["last_transcript"])),
+            lambda: "kitchen" in words(state_of(hass, last_transcript)),
             "the last transcript",
         )
         try:
