@@ -489,18 +489,57 @@ async def test_options_change_the_servers_settings_and_not_the_entry(
     assert entry.options == {}, "the settings live on the server, not in the entry"
 
 
-async def test_diagnostics_leave_out_the_token(
+def texts_in(value: object) -> Iterator[str]:
+    """Every string in `value`, a structure of dicts and lists, keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from texts_in(key)
+            yield from texts_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from texts_in(item)
+
+
+async def test_diagnostics_leave_out_the_token_the_words_and_the_prompts(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
     locara_server: LocaraServer,
     entry: ConfigEntry,
 ) -> None:
-    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
-    assert token_of(locara_server) not in str(diagnostics)
+    """Diagnostics go into bug reports: a room's last words and reply, and the personas'
+    prompts, are there only as redacted, beside everything else as it was."""
+    client = entry.runtime_data.client
+    speech = await synthesize(locara_server, "What is the capital of France?")
+    async with satellite(locara_server, "lounge", area="Lounge") as room:
+        await entities_of_new_satellite(hass, locara_server, room)
+        await room.say(speech)
+        heard = (await room.wait_for("transcript")).data["text"]
+        reply = (await room.wait_for("handled")).data["text"]
+        await wait_until(
+            lambda: client.state.satellites["lounge"].last_reply is not None, "the reply pushed"
+        )
+        record = client.state.satellites["lounge"]
+        assert (record.last_transcript, record.last_reply) == (heard, reply)
+        diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+
+    prompts = [persona["system_prompt"] for persona in client.state.settings["personas"]]
+    assert "You are a pirate. Answer in one short sentence." in prompts
+    for secret in (token_of(locara_server), heard, reply, *prompts):
+        shown = [text for text in texts_in(diagnostics) if secret in text]
+        assert not shown, f"{secret!r} is in the diagnostics: {shown}"
     assert diagnostics["entry"]["data"]["token"] == "**REDACTED**"
     assert diagnostics["connected"] is True
     assert diagnostics["state"]["server"]["server_id"] == server_id_of(locara_server)
-    assert "pirate" in [p["name"] for p in diagnostics["state"]["settings"]["personas"]]
+    lounge = diagnostics["state"]["satellites"]["lounge"]
+    assert lounge["last_transcript"] == lounge["last_reply"] == "**REDACTED**"
+    assert lounge["connected"] is True and lounge["area"] == "Lounge"
+    personas = diagnostics["state"]["settings"]["personas"]
+    names = [persona["name"] for persona in client.state.settings["personas"]]
+    assert [persona["name"] for persona in personas] == names
+    assert {persona["system_prompt"] for persona in personas} == {"**REDACTED**"}
+    assert "lounge" in diagnostics["satellites_with_entities"]
 
 
 async def test_entities_are_unavailable_while_the_server_is_down(
