@@ -381,6 +381,7 @@ async def test_bad_patches_are_refused_and_change_nothing(server: ServerProcess)
     async with control(server.host, server.port, token_of(server)) as hub:
         await hub.request("locara-settings", settings={"rooms": [], "muted": ["porch"]})
         before = settings_file.read_bytes()
+        assert stat.S_IMODE(settings_file.stat().st_mode) == 0o600, "the prompts are private"
         for request, fields, words in (
             ("locara-set-room", {"satellite": "porch", "persona": "ghost"}, "'ghost'"),
             ("locara-set-room", {"area": "Porch", "backend": "nonsense-1"}, "nonsense-1"),
