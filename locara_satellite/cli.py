@@ -26,7 +26,13 @@ from .audio.commands import CommandError, CommandMicrophone, CommandSpeaker
 from .audio.sound_card import SoundCardMicrophone, SoundCardSpeaker, SoundDeviceError, list_devices
 from .audio.wav_files import AudioFileError, WavFileMicrophone, WavFileSpeaker
 from .config import DEFAULT_DATA_DIR, WAKE_WORDS, Activation, SatelliteConfig, load_satellite_config
-from .credential import CredentialError, decode_pairing_code, named_by, store_credential
+from .credential import (
+    CredentialError,
+    decode_pairing_code,
+    load_credential,
+    named_by,
+    store_credential,
+)
 from .discovery import ServerFinder
 
 _LOGGER = logging.getLogger("locara-satellite")
@@ -173,11 +179,16 @@ def main(argv: list[str] | None = None) -> int:
         config = load_satellite_config(args.config, overrides)
         if args.pair is not None:
             return _pair(args.pair, config)
+        credential = load_credential(config.data_dir)
+        if credential is not None:
+            config = named_by(credential, config)
+        server_id = credential.server_id if credential is not None else None
         satellite = Satellite(
             config,
             _microphone(args, config),
             _speaker(args, config),
-            ServerFinder(config.server_name, args.discovery_interface),
+            ServerFinder(config.server_name, args.discovery_interface, server_id),
+            credential,
         )
     except (
         ConfigError, CredentialError, AudioFileError, AudioFormatError, SoundDeviceError,
