@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soxr
 from faster_whisper import WhisperModel
 from wyoming.client import AsyncClient
 from wyoming.event import Event
@@ -21,30 +20,18 @@ from locara_wyoming.bench.server_process import ServerProcess
 from locara_wyoming.bench.utterances import write_wav
 
 from .support.control_client import control
-from .support.satellite_process import SATELLITE_PYTHON, SatelliteProcess, read_wav
+from .support.satellite_process import (
+    SATELLITE_PYTHON,
+    SatelliteProcess,
+    read_wav,
+    silence,
+    spoken,
+    words_in,
+)
 from .support.servers import TEST_CONFIG
 from .support.speech import Speech
 
 pytestmark = pytest.mark.models
-
-RATE = 16000
-
-
-def silence(seconds: float) -> np.ndarray:
-    return np.zeros(int(RATE * seconds), np.float32)
-
-
-def spoken(speech: Speech, *parts: str | float) -> np.ndarray:
-    """Text is said, numbers are seconds of silence."""
-    return np.concatenate(
-        [silence(part) if isinstance(part, float) else speech.at_16k(part) for part in parts]
-    )
-
-
-def words_in(path: Path, whisper: WhisperModel) -> list[str]:
-    rate, audio = read_wav(path)
-    segments, _ = whisper.transcribe(soxr.resample(audio, rate, RATE).astype(np.float32))
-    return re.findall(r"[a-z']+", " ".join(s.text for s in segments).lower())
 
 
 async def sessions_on(server: ServerProcess) -> list[dict[str, object]]:
@@ -165,6 +152,8 @@ async def test_the_satellite_reconnects_and_resumes_after_a_server_restart(
     finally:
         assert await run.stop() == 0, run.output()
     assert any("Stopped" in line for line in run.log)
+    # Not paired: it says so once, not at every reconnection.
+    assert len(run.lines("Not enrolled")) == 1, run.output()
 
 
 async def test_push_to_talk_opens_on_a_signal(
