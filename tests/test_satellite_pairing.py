@@ -20,10 +20,9 @@ from faster_whisper import WhisperModel
 
 from locara_wyoming.bench.server_process import ServerProcess
 from locara_wyoming.bench.utterances import write_wav
-from locara_wyoming.protocol.auth import PairingCode
 
 from .support.enrolment import enrol, satellites_command
-from .support.satellite_process import SatelliteProcess, silence, spoken, words_in
+from .support.satellite_process import SatelliteProcess, pair, silence, spoken, words_in
 from .support.speech import Speech
 
 pytestmark = pytest.mark.models
@@ -42,13 +41,6 @@ def unstarted(workdir: Path, *extra_args: str) -> ServerProcess:
     `locara-wyoming satellites add` may be run before `serve`."""
     workdir.mkdir()
     return ServerProcess(workdir, ENROLLED_ONLY, list(extra_args) or None)
-
-
-async def pair(code: PairingCode | str, data_dir: Path, *more: str) -> tuple[int, str]:
-    """`locara-satellite --pair CODE`: (exit code, output)."""
-    text = code.encode() if isinstance(code, PairingCode) else code
-    run = await SatelliteProcess("--pair", text, "--data-dir", str(data_dir), *more).start()
-    return await run.finish(), run.output()
 
 
 def logged_at(line: str) -> datetime.datetime:

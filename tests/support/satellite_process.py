@@ -14,6 +14,7 @@ import soxr
 from locara_satellite.audio import wav_files
 from locara_wyoming.audio_format import pcm_to_float
 from locara_wyoming.bench.log_lines import LogLines
+from locara_wyoming.protocol.auth import PairingCode
 
 from .speech import Speech
 
@@ -93,3 +94,10 @@ class SatelliteProcess:
 
     def output(self) -> str:
         return "\n".join(self.log)
+
+
+async def pair(code: PairingCode | str, data_dir: Path, *more: str) -> tuple[int, str]:
+    """`locara-satellite --pair CODE --data-dir DIR`: (exit code, output)."""
+    text = code.encode() if isinstance(code, PairingCode) else code
+    run = await SatelliteProcess("--pair", text, "--data-dir", str(data_dir), *more).start()
+    return await run.finish(), run.output()
