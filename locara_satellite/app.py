@@ -5,7 +5,7 @@ fails the satellite waits (1 s, doubling to 30 s), finds the server again and
 resumes the same session, so that the conversation's history carries on. A paired
 satellite (credential.py) opens a session only once the server has proved itself to be
 the one it was paired with; until then nothing is sent, and the microphone, read only
-by an open session, is not even opened.
+by an open session, is not read (nor, if no session has opened yet, opened).
 """
 
 from __future__ import annotations
