@@ -2,7 +2,10 @@
 
 One session client at a time carries the room to the server; when the connection
 fails the satellite waits (1 s, doubling to 30 s), finds the server again and
-resumes the same session, so that the conversation's history carries on.
+resumes the same session, so that the conversation's history carries on. A paired
+satellite (credential.py) opens a session only once the server has proved itself to be
+the one it was paired with; until then nothing is sent, and the microphone, read only
+by an open session, is not read (nor, if no session has opened yet, opened).
 """
 
 from __future__ import annotations
@@ -21,7 +24,13 @@ from wyoming.vad import VoiceStarted, VoiceStopped
 from wyoming.wake import Detection
 
 from locara_wyoming.client.echo_gate import EchoGate, EchoGatedSource
-from locara_wyoming.client.session import AudioSource, SessionClient, SessionFailedError
+from locara_wyoming.client.session import (
+    AudioSource,
+    NotProvenError,
+    SessionClient,
+    SessionFailedError,
+)
+from locara_wyoming.protocol.auth import PairingCode
 from locara_wyoming.protocol.session import (
     LISTEN_TYPE,
     Flush,
@@ -68,11 +77,13 @@ class Satellite:
         config: SatelliteConfig,
         microphone: AudioSource,
         speaker: Speaker,
-        finder: ServerFinder | None = None,
+        finder: ServerFinder,
+        credential: PairingCode | None = None,
     ) -> None:
         self.config = config
         self.speaker = speaker
-        self.finder = finder or ServerFinder(config.server_name)
+        self.finder = finder
+        self.credential = credential
         self.status = StatusLine(self._tell_state)
         self.session_id: str | None = None
         self.client: SessionClient | None = None
@@ -114,6 +125,16 @@ class Satellite:
             await self.speaker.close()
 
     async def _connect_until_done(self) -> None:
+        if self.credential is None:
+            _LOGGER.info(
+                "Not enrolled: connecting without proof, which only a server in open mode "
+                "(security.open_satellites) admits, without home control. To enrol: "
+                "`locara-wyoming satellites add NAME` on the server, then "
+                "`locara-satellite --pair CODE` here"
+            )
+        else:
+            _LOGGER.info("Paired as %s with server %s: connecting to it alone",
+                         self.credential.name, self.credential.server_id)  # fmt: skip
         retry_s = FIRST_RETRY_S
         while True:
             self.status.set(State.CONNECTING)
@@ -124,10 +145,16 @@ class Satellite:
                 capabilities=["played", "flush", "state", "wake-word", "vad"],
                 resume=self.session_id,
             )
-            self.client = SessionClient(uri, request, self._source, self.speaker, self._on_event)
+            self.client = SessionClient(
+                uri, request, self._source, self.speaker, self._on_event,
+                credential=self.credential,
+            )  # fmt: skip
             try:
                 await self.client.run()
                 return
+            except NotProvenError as error:
+                _LOGGER.error("Server %s: %s; trying again in %g s", uri, self._not_proven(error),
+                              retry_s)  # fmt: skip
             except (OSError, SessionFailedError) as error:
                 if self.client.started is not None:
                     self.session_id = self.client.started.session_id
@@ -139,6 +166,19 @@ class Satellite:
                 self.client = None
             await asyncio.sleep(retry_s)
             retry_s = min(retry_s * 2, LAST_RETRY_S)
+
+    def _not_proven(self, error: NotProvenError) -> str:
+        if error.refused:
+            return (
+                "this satellite is no longer enrolled on the server: pair it again "
+                f"(`locara-wyoming satellites add {self.config.name}` there, then "
+                "`locara-satellite --pair CODE` here, and restart it)"
+            )
+        return (
+            f"it did not prove itself to be the server this satellite is paired with ({error}), "
+            "so nothing was sent to it; a reinstalled server, or a satellite enrolled again, "
+            "needs a new pairing (`locara-satellite --pair CODE`)"
+        )
 
     # -- what happens ----------------------------------------------------------------
 

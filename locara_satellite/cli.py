@@ -1,4 +1,9 @@
-"""`locara-satellite`: run a room satellite. Flags override the TOML file given by --config."""
+"""`locara-satellite`: run a room satellite. Flags override the TOML file given by --config.
+
+`locara-satellite --pair CODE` pairs it with a server instead, and exits: the code is kept
+in the data directory (credential.py), and from then on the satellite connects only to
+that server, as the name it was enrolled under.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,14 @@ from .audio import Speaker
 from .audio.commands import CommandError, CommandMicrophone, CommandSpeaker
 from .audio.sound_card import SoundCardMicrophone, SoundCardSpeaker, SoundDeviceError, list_devices
 from .audio.wav_files import AudioFileError, WavFileMicrophone, WavFileSpeaker
-from .config import WAKE_WORDS, Activation, SatelliteConfig, load_satellite_config
+from .config import DEFAULT_DATA_DIR, WAKE_WORDS, Activation, SatelliteConfig, load_satellite_config
+from .credential import (
+    CredentialError,
+    decode_pairing_code,
+    load_credential,
+    named_by,
+    store_credential,
+)
 from .discovery import ServerFinder
 
 _LOGGER = logging.getLogger("locara-satellite")
@@ -31,6 +43,7 @@ _OVERRIDES = {
     "area": "area",
     "server": "server",
     "server_name": "server_name",
+    "data_dir": "data_dir",
     "mic_device": "audio.mic_device",
     "snd_device": "audio.speaker_device",
     "volume": "audio.volume",
@@ -60,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--server", help="tcp://HOST:PORT; default: find one by zeroconf")
     parser.add_argument("--server-name", help="with several servers, the one named like this")
     parser.add_argument("--discovery-interface", action="append", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--pair", metavar="CODE",
+        help="pair with a server: keep the code `locara-wyoming satellites add NAME` printed "
+        "there, and exit",
+    )  # fmt: skip
+    parser.add_argument(
+        "--data-dir", type=Path, help=f"where the pairing is kept ({DEFAULT_DATA_DIR})"
+    )
     audio = parser.add_argument_group("audio")
     audio.add_argument("--list-devices", action="store_true", help="list sound devices and exit")
     audio.add_argument("--mic-device", type=_device, help="input device: index or name")
@@ -115,6 +136,18 @@ def _speaker(args: argparse.Namespace, config: SatelliteConfig) -> Speaker:
     return SoundCardSpeaker(settings.speaker_device, settings.preroll_ms, settings.volume)
 
 
+def _pair(code_text: str, config: SatelliteConfig) -> int:
+    code = decode_pairing_code(code_text)
+    named_by(code, config)  # a name the server would refuse: before anything is kept
+    path = store_credential(config.data_dir, code)
+    print(
+        f"Paired as {code.name} with server {code.server_id}, kept in {path}.\n"
+        "From now on this satellite connects only to that server, once it has proved "
+        "itself. Start the satellite (or restart it, if it runs)."
+    )
+    return 0
+
+
 async def _run(satellite: Satellite) -> None:
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
@@ -144,13 +177,23 @@ def main(argv: list[str] | None = None) -> int:
             if getattr(args, dest) is not None
         }
         config = load_satellite_config(args.config, overrides)
+        if args.pair is not None:
+            return _pair(args.pair, config)
+        credential = load_credential(config.data_dir)
+        if credential is not None:
+            config = named_by(credential, config)
+        server_id = credential.server_id if credential is not None else None
         satellite = Satellite(
             config,
             _microphone(args, config),
             _speaker(args, config),
-            ServerFinder(config.server_name, args.discovery_interface),
+            ServerFinder(config.server_name, args.discovery_interface, server_id),
+            credential,
         )
-    except (ConfigError, AudioFileError, AudioFormatError, SoundDeviceError, CommandError) as error:
+    except (
+        ConfigError, CredentialError, AudioFileError, AudioFormatError, SoundDeviceError,
+        CommandError,
+    ) as error:  # fmt: skip
         print(f"locara-satellite: {error}", file=sys.stderr)
         return 2
     asyncio.run(_run(satellite))

@@ -13,6 +13,7 @@ from locara_wyoming.config import read_toml, validate_config
 
 WAKE_WORDS = ("okay_nabu", "hey_jarvis", "hey_mycroft", "alexa")
 """The microWakeWord models inside the `pymicro-wakeword` wheel."""
+DEFAULT_DATA_DIR = Path("~/.local/share/locara-satellite")
 
 
 class Activation(StrEnum):
@@ -75,8 +76,15 @@ class SatelliteConfig(_SatelliteSection):
     """`tcp://HOST:PORT`; unset finds the server by zeroconf."""
     server_name: str | None = None
     """With several Locara servers on the LAN, the one whose zeroconf name holds this."""
+    data_dir: Annotated[Path, Field(validate_default=True)] = DEFAULT_DATA_DIR
+    """Where the pairing with a server is kept (`credential.json`)."""
     audio: AudioSettings = AudioSettings()
     activation: ActivationSettings = ActivationSettings()
+
+    @field_validator("data_dir")
+    @classmethod
+    def _home_expanded(cls, value: Path) -> Path:
+        return value.expanduser()
 
     @field_validator("server")
     @classmethod

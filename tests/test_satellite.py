@@ -3,56 +3,47 @@ with WAV files as microphone and speaker, against a real server over TCP."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import signal
 import socket
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-import soxr
 from faster_whisper import WhisperModel
-from wyoming.client import AsyncClient
-from wyoming.event import Event
 
 from locara_wyoming.bench.server_process import ServerProcess
 from locara_wyoming.bench.utterances import write_wav
 
 from .support.control_client import control
-from .support.satellite_process import SATELLITE_PYTHON, SatelliteProcess, read_wav
+from .support.enrolment import enrol
+from .support.satellite_process import (
+    SATELLITE_PYTHON,
+    SatelliteProcess,
+    pair,
+    read_wav,
+    silence,
+    spoken,
+    words_in,
+)
 from .support.servers import TEST_CONFIG
 from .support.speech import Speech
 
 pytestmark = pytest.mark.models
 
-RATE = 16000
+
+def token_of(server: ServerProcess) -> str:
+    return (server.workdir / "data" / "token").read_text().strip()
 
 
-def silence(seconds: float) -> np.ndarray:
-    return np.zeros(int(RATE * seconds), np.float32)
-
-
-def spoken(speech: Speech, *parts: str | float) -> np.ndarray:
-    """Text is said, numbers are seconds of silence."""
-    return np.concatenate(
-        [silence(part) if isinstance(part, float) else speech.at_16k(part) for part in parts]
-    )
-
-
-def words_in(path: Path, whisper: WhisperModel) -> list[str]:
-    rate, audio = read_wav(path)
-    segments, _ = whisper.transcribe(soxr.resample(audio, rate, RATE).astype(np.float32))
-    return re.findall(r"[a-z']+", " ".join(s.text for s in segments).lower())
-
-
-async def sessions_on(server: ServerProcess) -> list[dict[str, object]]:
-    async with AsyncClient.from_uri(server.uri) as client:
-        await client.write_event(Event(type="locara-status"))
-        answer = await asyncio.wait_for(client.read_event(), 10)
-    assert answer is not None
-    return list(answer.data["sessions"])
+async def session_record(server: ServerProcess, session_id: str) -> dict[str, Any]:
+    """A session as Home Assistant sees it (a stranger's `locara-status` names none)."""
+    async with control(server.host, server.port, token_of(server)) as hub:
+        records = [r for r in hub.state["satellites"] if r["session_id"] == session_id]
+    assert len(records) == 1, hub.state["satellites"]
+    return records[0]
 
 
 def satellite(server: ServerProcess, mic: Path, out: Path, *more: str) -> SatelliteProcess:
@@ -147,9 +138,9 @@ async def test_the_satellite_reconnects_and_resumes_after_a_server_restart(
         connected = await run.wait_for("Connected: session ")
         session_id = connected.rsplit(" ", 1)[1]
         await run.wait_for("State: listening")
-        seen = [s for s in await sessions_on(first) if s["session_id"] == session_id]
-        assert seen[0]["name"] == socket.gethostname()  # the default name
-        assert seen[0]["state"] == "listening"
+        seen = await session_record(first, session_id)
+        assert seen["name"] == socket.gethostname()  # the default name
+        assert seen["state"] == "listening"
         first.kill()
         await first.stop()
         await run.wait_for("trying again")
@@ -165,6 +156,8 @@ async def test_the_satellite_reconnects_and_resumes_after_a_server_restart(
     finally:
         assert await run.stop() == 0, run.output()
     assert any("Stopped" in line for line in run.log)
+    # Not paired: it says so once, not at every reconnection.
+    assert len(run.lines("Not enrolled")) == 1, run.output()
 
 
 async def test_push_to_talk_opens_on_a_signal(
@@ -186,14 +179,18 @@ async def test_an_announcement_plays_and_opens_the_conversation(
     server: ServerProcess, whisper: WhisperModel, tmp_path: Path
 ) -> None:
     """Home Assistant's `locara.start_conversation`: spoken, then listening without a
-    wake word."""
+    wake word. Only to an enrolled satellite: this one is paired."""
+    code = await enrol(server, "laundry")
+    assert (await pair(code, tmp_path / "satellite"))[0] == 0
     out = tmp_path / "out.wav"
-    run = await satellite(server, write_wav(tmp_path / "mic.wav", silence(12.0)), out).start()
+    run = await SatelliteProcess(
+        "--server", server.uri, "--data-dir", str(tmp_path / "satellite"),
+        "--mic-file", str(write_wav(tmp_path / "mic.wav", silence(12.0))), "--snd-file", str(out),
+    ).start()  # fmt: skip
     await run.wait_for("State: idle")
-    token = (server.workdir / "data" / "token").read_text().strip()
-    async with control(server.host, server.port, token) as hub:
+    async with control(server.host, server.port, token_of(server)) as hub:
         done = await hub.request(
-            "locara-announce", text="The washing machine has finished.", satellite="hall",
+            "locara-announce", text="The washing machine has finished.", satellite="laundry",
             listen=True,
         )  # fmt: skip
     assert done.type == "locara-announce-done", done.data

@@ -30,6 +30,7 @@ from wyoming.pipeline import PipelineStage, RunPipeline
 
 from ..audio_format import PcmFormat
 from ..audio_pace import AudioPace
+from ..errors import Unauthorized
 from ..protocol.auth import ROLE_SATELLITE, AuthError, PairingCode, SecureTcpClient
 from ..protocol.session import REQUEST_KEY, Flush, PlayedReport, SessionRequest, SessionStarted
 
@@ -71,6 +72,13 @@ class SessionFailedError(RuntimeError):
 class NotProvenError(SessionFailedError):
     """The server could not prove itself to be the one the satellite was paired with,
     or refused the satellite's proof: no audio was sent."""
+
+    def __init__(self, text: str, refused: bool) -> None:
+        super().__init__(text)
+        self.refused = refused
+        """The server refused the satellite (`unauthorized`): it has no such satellite
+        enrolled any more. False: the server did not prove itself (another certificate,
+        id or key)."""
 
 
 class SessionClient:
@@ -155,7 +163,8 @@ class SessionClient:
                     fingerprint=credential.fingerprint, server_id=credential.server_id,
                 )  # fmt: skip
             except AuthError as error:
-                raise NotProvenError(str(error)) from None
+                refused = error.code == Unauthorized.code
+                raise NotProvenError(str(error), refused) from None
             yield client
 
     async def send(self, event: Event) -> bool:
