@@ -40,7 +40,7 @@ def unstarted(workdir: Path, *extra_args: str) -> ServerProcess:
     """A server whose data directory satellites are enrolled in before it starts, as
     `locara-wyoming satellites add` may be run before `serve`."""
     workdir.mkdir()
-    return ServerProcess(workdir, ENROLLED_ONLY, list(extra_args) or None)
+    return ServerProcess(workdir, ENROLLED_ONLY, list(extra_args) or None, open_satellites=False)
 
 
 def logged_at(line: str) -> datetime.datetime:

@@ -54,11 +54,14 @@ pytestmark = pytest.mark.models
 
 ENROLLED_ONLY = "[llm]\nmax_tokens = 30\n"
 OPEN = ENROLLED_ONLY + "[security]\nopen_satellites = true\n"
+"""Open mode from the file; the closed server also leaves out `--open-satellites`."""
 
 
 @pytest.fixture(scope="module")
 async def closed_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
-    async with ServerProcess(tmp_path_factory.mktemp("closed"), ENROLLED_ONLY) as server:
+    async with ServerProcess(
+        tmp_path_factory.mktemp("closed"), ENROLLED_ONLY, open_satellites=False
+    ) as server:
         yield server
 
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import soxr
 from faster_whisper import WhisperModel
-from wyoming.client import AsyncClient
 from wyoming.event import Event
 from wyoming.wake import Detection
 
@@ -19,6 +18,7 @@ from locara_wyoming.client.playback import ReplyPlayback
 from locara_wyoming.client.scripted import ScriptedSatellite
 from locara_wyoming.protocol.session import SatelliteState
 
+from .support.control_client import control
 from .support.prompt_tap import PromptTap
 from .support.rooms import satellite
 from .support.speech import Speech, wer
@@ -123,11 +123,11 @@ async def test_status_lists_each_session_with_what_its_satellite_says(
     server: ServerProcess,
 ) -> None:
     async def sessions() -> list[dict[str, object]]:
-        async with AsyncClient.from_uri(server.uri) as client:
-            await client.write_event(Event(type="locara-status"))
-            answer = await asyncio.wait_for(client.read_event(), 10)
-        assert answer is not None and answer.type == "locara-status"
-        return list(answer.data["sessions"])
+        """Every session, as Home Assistant's proven connection is told (a stranger is
+        told none: tests/test_trust.py)."""
+        token = (server.workdir / "data" / "token").read_text().strip()
+        async with control(server.host, server.port, token) as hub:
+            return list((await hub.status())["sessions"])
 
     async with satellite(server, "porch", area="Porch") as room:
         assert room.client.started is not None

@@ -25,8 +25,9 @@ async def measure_server(config_text: str, measurement: Measurement) -> dict[str
     after the measurement, and the machine.
     """
     with tempfile.TemporaryDirectory(prefix="locara-bench-") as workdir:
-        # The benchmarks' rooms are not enrolled: they measure the voice path, not TLS.
-        server = ServerProcess(Path(workdir), config_text, ["--no-zeroconf", "--open-satellites"])
+        # The benchmarks' rooms are not enrolled (ServerProcess admits them): they
+        # measure the voice path, not TLS.
+        server = ServerProcess(Path(workdir), config_text, ["--no-zeroconf"])
         progress("Starting the server (loading and warming every model)…")
         started = time.perf_counter()
         await server.start()

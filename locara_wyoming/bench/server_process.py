@@ -36,7 +36,10 @@ class ServerProcess:
         config_toml: str = "",
         extra_args: list[str] | None = None,
         uri: str | None = None,
+        open_satellites: bool = True,
     ) -> None:
+        """`open_satellites`: admit satellites that are not enrolled (`--open-satellites`),
+        as the benchmarks and most tests want; a test of enrolment turns it off."""
         self.workdir = workdir
         self.config_path = workdir / "locara.toml"
         self.config_path.write_text(config_toml, encoding="utf-8")
@@ -44,6 +47,8 @@ class ServerProcess:
         self.port = free_port(self.host)
         self.uri = uri or f"tcp://{self.host}:{self.port}"
         self.extra_args = extra_args or ["--no-zeroconf"]
+        if open_satellites:
+            self.extra_args = [*self.extra_args, "--open-satellites"]
         self.log = LogLines()
         self.process: asyncio.subprocess.Process | None = None
         self._log_task: asyncio.Task[None] | None = None

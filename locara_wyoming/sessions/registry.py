@@ -166,7 +166,7 @@ class SessionRegistry:
         if self._sessions.get(session_id) is link:
             del self._sessions[session_id]
             self._tell(link, SessionChange.CLOSED)
-        _LOGGER.info("Session %s (%s) ended", session_id, link.satellite)
+            _LOGGER.info("Session %s (%s) ended", session_id, link.satellite)
 
     async def unenrolled(self, satellite: str) -> bool:
         """`satellite`'s enrolment was removed: end its session now; whether it had one."""

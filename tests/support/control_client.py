@@ -100,6 +100,12 @@ class ControlClient:
                 self._new_push.clear()
                 await self._new_push.wait()
 
+    async def status(self) -> dict[str, Any]:
+        """`locara-status` as Home Assistant's proven connection sees it: every session."""
+        self.pushes[:] = [event for event in self.pushes if event.type != "locara-status"]
+        await self._client.write_event(Event("locara-status"))
+        return await self.push("locara-status", lambda data: True, timeout_s=10)
+
     async def close(self) -> None:
         if self._reader is not None:
             self._reader.cancel()
