@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from wyoming.tts import Synthesize
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
+from custom_components.locara.auth import certificate_fingerprint
 from custom_components.locara.const import DOMAIN
 
 from .conftest import LocaraServer
@@ -43,6 +45,18 @@ def token_of(server: LocaraServer) -> str:
     token = server.token
     assert token, f"the server keeps no token in {server.data_dir}"
     return token
+
+
+def fingerprint_of(server: LocaraServer) -> str:
+    """The SHA-256 fingerprint of the server's own TLS certificate, read from its data
+    directory (not from a connection)."""
+    pem = (server.data_dir / "tls" / "cert.pem").read_text(encoding="ascii")
+    return certificate_fingerprint(ssl.PEM_cert_to_DER_cert(pem))
+
+
+def pin_of(server: LocaraServer) -> dict[str, str]:
+    """What an entry keeps of `server` once it proved itself."""
+    return {"server_id": server_id_of(server), "fingerprint": fingerprint_of(server)}
 
 
 def saved_settings(server: LocaraServer) -> dict[str, Any]:
