@@ -1,4 +1,5 @@
-"""What a loaded config entry keeps: its control connection and the satellites it shows."""
+"""What a loaded config entry keeps (its control connection and the satellites it shows),
+and the entry's data as the client's address, token and pinned server."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ server that advertises the real one's id, which gets neither the entry nor a pro
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,30 @@ async def test_manual_flow_checks_the_address_and_the_token(
         again["flow_id"], entry_data(locara_server)
     )
     assert again["type"] is FlowResultType.ABORT and again["reason"] == "already_configured"
+
+
+async def test_a_listener_that_hangs_up_during_the_exchange_is_not_a_wrong_token(
+    hass: HomeAssistant, socket_enabled: None
+) -> None:
+    """Something that takes the connection and closes it after `locara-tls` (a server
+    shutting down, say) gives "cannot connect": a lost connection proves nothing about
+    the token, and must not send the user to re-enter it."""
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()  # the client's locara-tls
+        writer.close()
+
+    listener = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"host": "127.0.0.1", "port": port, "token": "any"}
+        )
+        assert result["errors"] == {"base": "cannot_connect"}, result
+    finally:
+        listener.close()
+        await listener.wait_closed()
 
 
 async def test_reconfigure_moves_the_entry_to_the_servers_new_address(
