@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _data_command(args: argparse.Namespace) -> int:
     """`token` and `satellites`: what is kept in the server's data directory."""
-    from .control.identity import load_identity
+    from .security.identity import load_identity
 
     try:
         data_dir = Path(args.data_dir or load_config(args.config).server.data_dir).expanduser()

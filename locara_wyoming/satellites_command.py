@@ -10,8 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .control.identity import load_identity
 from .security.enrolment import EnrolmentError, SatelliteStore
+from .security.identity import load_identity
 from .security.server_security import ServerSecurity
 
 

@@ -100,7 +100,7 @@ async def test_a_subscriber_sees_a_satellite_come_talk_and_go(
         )
         assert "voice-pipeline-default" in hub.state["options"]["backends"]
         assert "pirate" in hub.state["options"]["personas"]
-        async with satellite(server, "den", area="Den") as room:
+        async with satellite(server, "den", area="Den", enrolled=True) as room:
             joined = await hub.push("locara-satellite", lambda d: d["name"] == "den")
             assert joined["connected"] and joined["area"] == "Den"
             assert joined["persona"] == "locara" and joined["backend"] == "voice-pipeline-default"
@@ -130,7 +130,7 @@ async def test_settings_move_a_live_session_and_persist_atomically(
     settings_file = server.workdir / "data" / "settings.json"
     async with (
         control(server.host, server.port, token_of(server)) as hub,
-        satellite(server, "attic") as room,
+        satellite(server, "attic", enrolled=True) as room,
     ):
         assert room.client.started is not None and room.client.started.persona == "locara"
         asked_at = time.monotonic()
@@ -175,7 +175,7 @@ async def test_settings_move_a_live_session_and_persist_atomically(
     # The settings outlive the server.
     await server.stop()
     await server.start()
-    async with satellite(server, "attic") as room:
+    async with satellite(server, "attic", enrolled=True) as room:
         assert room.client.started is not None and room.client.started.persona == "pirate"
     assert any("Settings from" in line for line in server.log)
 
@@ -192,7 +192,7 @@ async def test_home_assistant_answers_first_and_the_llm_what_it_does_not_handle(
     async with control(server.host, server.port, token_of(server)) as hub:
         hub.answer_home = home
         await hub.request("locara-settings", settings={"rooms": []})
-        async with satellite(server, "kitchen", area="Kitchen") as room:
+        async with satellite(server, "kitchen", area="Kitchen", enrolled=True) as room:
             said = await room.say(speech.at_16k("Turn on the kitchen light."))
             _, reply = await room.reply_after(said.voiced_end)
             await asyncio.wait_for(reply.done.wait(), 60)
@@ -216,7 +216,7 @@ async def test_home_assistant_answers_first_and_the_llm_what_it_does_not_handle(
         await hub.request(
             "locara-settings", settings={"rooms": [{"area": "Loft", "persona": "pirate"}]}
         )
-        async with satellite(server, "loft", area="Loft") as room:
+        async with satellite(server, "loft", area="Loft", enrolled=True) as room:
             said = await room.say(speech.at_16k("Turn on the light."))
             _, reply = await room.reply_after(said.voiced_end)
             await asyncio.wait_for(reply.done.wait(), 60)
@@ -225,11 +225,23 @@ async def test_home_assistant_answers_first_and_the_llm_what_it_does_not_handle(
         assert handled.event.data["text"] != "The kitchen light is on."
         await hub.request("locara-settings", settings={"rooms": []})
 
+        # An unenrolled satellite (the tests' server is in open mode) never reaches Home
+        # Assistant, whatever it says, nor do announcements reach it.
+        async with satellite(server, "shed", area="Kitchen") as stranger:
+            said = await stranger.say(speech.at_16k("Turn on the kitchen light."))
+            _, reply = await stranger.reply_after(said.voiced_end)
+            await asyncio.wait_for(reply.done.wait(), 60)
+            handled = await stranger.wait_for("handled", said.voiced_end)
+            assert len(hub.home_requests) == asked_before
+            assert handled.event.data["text"] != "The kitchen light is on."
+            missed = await hub.request("locara-announce", text="Hello.", satellite="shed")
+            assert missed.type == "error" and missed.data["code"] == "not-found", missed
+
 
 @pytest.mark.models
 async def test_an_announcement_is_spoken_then_the_satellite_listens(server: ServerProcess) -> None:
     async with control(server.host, server.port, token_of(server)) as hub:
-        async with satellite(server, "hall", area="Hall") as room:
+        async with satellite(server, "hall", area="Hall", enrolled=True) as room:
             done = await hub.request(
                 "locara-announce", text="Dinner is ready.", area="Hall", listen=True
             )
@@ -328,7 +340,7 @@ async def test_two_satellites_muted_at_the_same_moment_are_both_muted(
 async def test_a_room_patch_changes_one_entry_and_moves_its_session(server: ServerProcess) -> None:
     async with (
         control(server.host, server.port, token_of(server)) as hub,
-        satellite(server, "study", area="Study") as room,
+        satellite(server, "study", area="Study", enrolled=True) as room,
     ):
         await hub.request(
             "locara-settings", settings={"rooms": [{"area": "Den", "persona": "pirate"}]}
@@ -369,6 +381,7 @@ async def test_bad_patches_are_refused_and_change_nothing(server: ServerProcess)
     async with control(server.host, server.port, token_of(server)) as hub:
         await hub.request("locara-settings", settings={"rooms": [], "muted": ["porch"]})
         before = settings_file.read_bytes()
+        assert stat.S_IMODE(settings_file.stat().st_mode) == 0o600, "the prompts are private"
         for request, fields, words in (
             ("locara-set-room", {"satellite": "porch", "persona": "ghost"}, "'ghost'"),
             ("locara-set-room", {"area": "Porch", "backend": "nonsense-1"}, "nonsense-1"),

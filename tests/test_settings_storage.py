@@ -22,7 +22,6 @@ import pytest
 from locara_wyoming.bench.server_process import ServerProcess
 
 from .support.control_client import ControlClient, control
-from .support.raw_wyoming import header, next_event, raw_connection
 
 pytestmark = pytest.mark.models
 
@@ -115,7 +114,7 @@ async def test_a_settings_write_that_fails_keeps_the_old_settings(
             assert "old settings are kept" in refused.data["text"]
             assert settings_file.read_bytes() == saved
             leftovers = {path.name for path in storage.directory.iterdir()}
-            assert leftovers <= {"token", "server_id", "settings.json", "filler"}, leftovers
+            assert leftovers <= {"token", "server_id", "tls", "settings.json", "filler"}, leftovers
         finally:
             storage.restore()
         changes = [event for event in hub.pushes if event.type == "locara-settings-changed"]
@@ -138,13 +137,11 @@ async def test_text_that_is_not_unicode_is_a_bad_request(
     settings write with a traceback and left its draft behind."""
     server, storage = storage_server
     persona = {"name": "locara", "system_prompt": "You are \ud800 helpful."}
-    request = {"token": token_of(server), "id": "odd", "settings": {"personas": [persona]}}
-    async with raw_connection(server) as (reader, writer):
-        writer.write(header(type="locara-settings", data=request))  # JSON escapes it
-        await writer.drain()
-        refused = await next_event(reader)
-    assert refused is not None and refused.type == "error", refused
-    assert refused.data["code"] == "bad-request" and refused.data["request_id"] == "odd"
+    async with hub_of(server) as hub:
+        settings = {"personas": [persona]}
+        refused = await hub.request("locara-settings", escaped=True, settings=settings)
+    assert refused.type == "error", refused
+    assert refused.data["code"] == "bad-request" and refused.data["request_id"], refused.data
     assert "valid Unicode" in refused.data["text"]
     assert not [p for p in storage.directory.iterdir() if p.name.startswith(".settings")]
     assert not server.log.matching("Traceback")

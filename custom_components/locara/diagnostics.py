@@ -1,4 +1,5 @@
-"""Diagnostics: the entry and the server's state as last pushed, without secrets."""
+"""Diagnostics: the entry and the server's state as last pushed, without secrets or
+what people said: they end up in bug reports."""
 
 from __future__ import annotations
 
@@ -11,7 +12,16 @@ from homeassistant.core import HomeAssistant
 
 from .data import LocaraConfigEntry
 
-TO_REDACT = {CONF_TOKEN, CONF_API_KEY}
+TO_REDACT = {
+    CONF_TOKEN,
+    CONF_API_KEY,
+    # A satellite's record: the user's last words there and the reply.
+    "last_transcript",
+    "last_reply",
+    # A persona's texts, written by the household (names, habits).
+    "system_prompt",
+    "greeting",
+}
 
 
 async def async_get_config_entry_diagnostics(

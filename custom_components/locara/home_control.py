@@ -48,7 +48,10 @@ async def async_ask_home_assistant(
             device_id=device.id if device is not None else None,
         )
     except (HomeAssistantError, ValueError) as error:
-        _LOGGER.warning("Home Assistant's agent failed on %r: %s", request.text, error)
+        # The words are logged at debug only (below): logs end up in bug reports.
+        _LOGGER.warning(
+            "Home Assistant's agent failed on request %s: %s", request.request_id, error
+        )
         return False, None
     response = result.response
     if (
@@ -65,7 +68,9 @@ async def async_answer_home_request(
 ) -> None:
     data = entry.runtime_data
     handled, speech = await async_ask_home_assistant(hass, data.server_id, request)
-    _LOGGER.debug("Home request %r: handled %s, %r", request.text, handled, speech)
+    _LOGGER.debug(
+        "Home request %s (%r): handled %s, %r", request.request_id, request.text, handled, speech
+    )
     try:
         await data.client.answer_home(request.request_id, handled, speech)
     except CannotConnect as error:

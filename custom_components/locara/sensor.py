@@ -80,9 +80,12 @@ SATELLITE_SENSORS: tuple[LocaraSensorDescription[SatelliteRecord], ...] = (
         options=SATELLITE_STATES,
         value_fn=lambda satellite: satellite.state,
     ),
+    # Off until a user turns it on: its every state (what was said in the room) would go
+    # into the recorder's history.
     LocaraSensorDescription(
         key="last_transcript",
         translation_key="last_transcript",
+        entity_registry_enabled_default=False,
         value_fn=lambda satellite: _text(satellite.last_transcript),
     ),
 )

@@ -61,6 +61,7 @@ from ..protocol.control import (
     UnenrolDone,
 )
 from ..security.enrolment import EnrolmentError
+from ..security.identity import Identity, load_identity
 from ..security.principal import STRANGER, Principal
 from ..server_context import ServerContext
 from ..sessions.link import SatelliteGoneError, SessionLink
@@ -68,7 +69,6 @@ from ..sessions.registry import SessionChange
 from ..sessions.routing import route
 from ..stages.tts import VoiceNotFoundError
 from .hub import ControlHub, Subscriber
-from .identity import Identity, load_identity
 from .settings import SettingsFile, muted_patch, room_patch, settings_of, with_settings
 
 _LOGGER = logging.getLogger(__name__)

@@ -110,7 +110,7 @@ class SettingsFile:
         the old file is kept and no draft is left beside it."""
         text = json.dumps(settings_of(config), indent=2, ensure_ascii=False)
         try:
-            replace_file(self.path, (text + "\n").encode())
+            replace_file(self.path, (text + "\n").encode(), 0o600)
         except OSError as error:
             _LOGGER.error("Could not save the settings to %s: %s", self.path, error)
             raise StorageFailed(

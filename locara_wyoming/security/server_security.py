@@ -6,10 +6,10 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..control.identity import Identity
 from ..protocol.auth import ROLE_CONTROL, ROLE_SATELLITE, PairingCode, token_key
 from .certificate import ServerCertificate, load_certificate
 from .enrolment import SatelliteStore, check_name
+from .identity import Identity
 
 
 @dataclass

@@ -191,13 +191,16 @@ class SessionLink:
                 watch.audio_sent(event.reply_id, len(event.audio) / audio.frame_bytes / audio.rate)
             elif isinstance(event, session_events.ReplyFinished | session_events.ReplyInterrupted):
                 watch.reply_sent(event.reply_id)
+        # What was said is logged at debug only: logs end up in journals and bug reports.
         if isinstance(event, session_events.UserTranscript):
+            _LOGGER.debug("%s: heard %r", self.satellite, event.text)
             self.last_transcript = event.text
             self.state = "thinking"
             self._changed()
         elif isinstance(event, session_events.ReplyAudio):
             self._set_state("speaking")
         elif isinstance(event, session_events.ReplyFinished):
+            _LOGGER.debug("%s: reply %s: %r", self.satellite, event.reply_id, event.text)
             self.last_reply = event.text
             self._latency_ms = event.timings.get("speech_end_to_audio_ms")
             self.state = "listening"

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from homeassistant.components.zeroconf.discovery import info_from_service
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
@@ -367,6 +367,15 @@ def entity_id(hass: HomeAssistant, platform: str, unique_id: str) -> str:
         f"{sorted(e.unique_id for e in registry.entities.values() if e.platform == DOMAIN)}"
     )
     return found
+
+
+def enable_before_added(
+    hass: HomeAssistant, entry: ConfigEntry, platform: str, unique_id: str
+) -> None:
+    """Register the integration's entity `unique_id` enabled before the integration adds
+    it, as a user who turned it on earlier would have: for an entity disabled by default
+    (a later change of the registry would reload the entry 30 s on)."""
+    er.async_get(hass).async_get_or_create(platform, DOMAIN, unique_id, config_entry=entry)
 
 
 def state_of(hass: HomeAssistant, entity: str) -> str | None:

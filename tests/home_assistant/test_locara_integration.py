@@ -49,6 +49,7 @@ from .locara_helpers import (
     add_kitchen_light,
     add_satellite,
     audio_seconds,
+    enable_before_added,
     enrolled_satellite,
     entity_id,
     fingerprint_of,
@@ -108,10 +109,10 @@ def fast_reconnect() -> Iterator[None]:
 
 
 def satellite_entities(hass: HomeAssistant, server: LocaraServer, name: str) -> dict[str, str]:
+    """The satellite's entities that are enabled from the start."""
     sid = server_id_of(server)
     return {
         "state": entity_id(hass, "sensor", f"{sid}:{name}-state"),
-        "last_transcript": entity_id(hass, "sensor", f"{sid}:{name}-last_transcript"),
         "backend": entity_id(hass, "select", f"{sid}:{name}-backend"),
         "persona": entity_id(hass, "select", f"{sid}:{name}-persona"),
         "mute": entity_id(hass, "switch", f"{sid}:{name}-mute"),
@@ -230,6 +231,21 @@ async def test_a_satellite_that_connects_gets_entities_that_change_its_settings(
     await wait_until(lambda: state_of(hass, sessions) == "0", "no active session")
 
 
+async def test_a_new_satellites_transcript_sensor_is_registered_but_disabled(
+    hass: HomeAssistant, locara_server: LocaraServer, entry: ConfigEntry
+) -> None:
+    """What is said in a room goes into Home Assistant's history only once a user turns
+    the sensor on: a new install has it, off."""
+    async with enrolled_satellite(hass, locara_server, "study", area="Study") as room:
+        await entities_of_new_satellite(hass, locara_server, room)
+        sid = server_id_of(locara_server)
+        transcript = entity_id(hass, "sensor", f"{sid}:study-last_transcript")
+        registered = er.async_get(hass).async_get(transcript)
+        assert registered is not None
+        assert registered.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+        assert hass.states.get(transcript) is None
+
+
 async def test_two_mute_switches_turned_on_at_the_same_moment_both_mute(
     hass: HomeAssistant, locara_server: LocaraServer, entry: ConfigEntry
 ) -> None:
@@ -257,6 +273,8 @@ async def test_home_control_turns_on_a_light_from_real_speech(
 ) -> None:
     light = await add_kitchen_light(hass)
     speech = await synthesize(locara_server, "Turn on the kitchen lights.")
+    transcript_id = f"{server_id_of(locara_server)}:hall-last_transcript"
+    enable_before_added(hass, entry, "sensor", transcript_id)
 
     # Enrolled through the integration: the pairing code names this server, by its id and
     # the certificate the entry pinned, and holds the satellite's key.
@@ -274,6 +292,7 @@ async def test_home_control_turns_on_a_light_from_real_speech(
 
     async with satellite(locara_server, "hall", area="Hall", pairing_code=code) as room:
         entities = await entities_of_new_satellite(hass, locara_server, room)
+        last_transcript = entity_id(hass, "sensor", transcript_id)
         states: list[str] = []
 
         @callback  # on HA's loop, in order (a plain function would run in its executor)
@@ -290,7 +309,7 @@ async def test_home_control_turns_on_a_light_from_real_speech(
         )
         assert audio_seconds(room.events[mark:]) > 0.5, "the reply was spoken"
         await wait_until(
-            lambda: "kitchen" in words(state_of(hass, entities["last_transcript"])),
+            lambda: "kitchen" in words(state_of(hass, last_transcript)),
             "the last transcript",
         )
         try:
@@ -496,18 +515,57 @@ async def test_options_change_the_servers_settings_and_not_the_entry(
     assert entry.options == {}, "the settings live on the server, not in the entry"
 
 
-async def test_diagnostics_leave_out_the_token(
+def texts_in(value: object) -> Iterator[str]:
+    """Every string in `value`, a structure of dicts and lists, keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from texts_in(key)
+            yield from texts_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from texts_in(item)
+
+
+async def test_diagnostics_leave_out_the_token_the_words_and_the_prompts(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
     locara_server: LocaraServer,
     entry: ConfigEntry,
 ) -> None:
-    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
-    assert token_of(locara_server) not in str(diagnostics)
+    """Diagnostics go into bug reports: a room's last words and reply, and the personas'
+    prompts, are there only as redacted, beside everything else as it was."""
+    client = entry.runtime_data.client
+    speech = await synthesize(locara_server, "What is the capital of France?")
+    async with enrolled_satellite(hass, locara_server, "lounge", area="Lounge") as room:
+        await entities_of_new_satellite(hass, locara_server, room)
+        await room.say(speech)
+        heard = (await room.wait_for("transcript")).data["text"]
+        reply = (await room.wait_for("handled")).data["text"]
+        await wait_until(
+            lambda: client.state.satellites["lounge"].last_reply is not None, "the reply pushed"
+        )
+        record = client.state.satellites["lounge"]
+        assert (record.last_transcript, record.last_reply) == (heard, reply)
+        diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+
+    prompts = [persona["system_prompt"] for persona in client.state.settings["personas"]]
+    assert "You are a pirate. Answer in one short sentence." in prompts
+    for secret in (token_of(locara_server), heard, reply, *prompts):
+        shown = [text for text in texts_in(diagnostics) if secret in text]
+        assert not shown, f"{secret!r} is in the diagnostics: {shown}"
     assert diagnostics["entry"]["data"]["token"] == "**REDACTED**"
     assert diagnostics["connected"] is True
     assert diagnostics["state"]["server"]["server_id"] == server_id_of(locara_server)
-    assert "pirate" in [p["name"] for p in diagnostics["state"]["settings"]["personas"]]
+    lounge = diagnostics["state"]["satellites"]["lounge"]
+    assert lounge["last_transcript"] == lounge["last_reply"] == "**REDACTED**"
+    assert lounge["connected"] is True and lounge["area"] == "Lounge"
+    personas = diagnostics["state"]["settings"]["personas"]
+    names = [persona["name"] for persona in client.state.settings["personas"]]
+    assert [persona["name"] for persona in personas] == names
+    assert {persona["system_prompt"] for persona in personas} == {"**REDACTED**"}
+    assert "lounge" in diagnostics["satellites_with_entities"]
 
 
 async def test_the_entry_pins_the_servers_id_and_certificate(

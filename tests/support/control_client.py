@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -39,12 +40,20 @@ class ControlClient:
         self.state = answer.data
         return self.state
 
-    async def request(self, event_type: str, **data: Any) -> Event:
-        """The answer to a request: its `-done` event, the state, or its `error`."""
+    async def request(self, event_type: str, escaped: bool = False, **data: Any) -> Event:
+        """The answer to a request: its `-done` event, the state, or its `error`.
+
+        `escaped`: written as JSON with escapes, as the `wyoming` package cannot (it has
+        no way to send a lone surrogate, which JSON can carry)."""
         request_id = str(next(self._ids))
         answer: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
         self._answers[request_id] = answer
-        await self._client.write_event(Event(type=event_type, data={"id": request_id, **data}))
+        event = Event(type=event_type, data={"id": request_id, **data})
+        if escaped:
+            assert self._client._writer is not None
+            self._client._writer.write(json.dumps(event.to_dict()).encode() + b"\n")
+        else:
+            await self._client.write_event(event)
         try:
             return await asyncio.wait_for(answer, 120)
         finally:
