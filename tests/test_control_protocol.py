@@ -1,6 +1,6 @@
 """The control channel's events, without a server: one definition in two byte-identical
-copies, every event through `event()` and `from_event()` and back, and bad fields
-refused with a text that names them."""
+copies (and so is the proving exchange, `auth.py`), every event through `event()` and
+`from_event()` and back, and bad fields refused with a text that names them."""
 
 from __future__ import annotations
 
@@ -38,8 +38,13 @@ from locara_wyoming.protocol.control import (
 )
 
 ROOT = Path(__file__).parent.parent
-SOURCE = ROOT / "locara_wyoming" / "protocol" / "control.py"
-VENDORED = ROOT / "custom_components" / "locara" / "protocol.py"
+SERVER_PROTOCOL = ROOT / "locara_wyoming" / "protocol"
+INTEGRATION = ROOT / "custom_components" / "locara"
+# Each server module the integration keeps a copy of, and its copy.
+COPIES = [
+    (SERVER_PROTOCOL / "control.py", INTEGRATION / "protocol.py"),
+    (SERVER_PROTOCOL / "auth.py", INTEGRATION / "auth.py"),
+]
 
 SETTINGS: dict[str, Any] = {
     "default_backend": "voice-pipeline-default",
@@ -101,16 +106,18 @@ EVENTS: list[Eventable] = [
 ]
 
 
-def test_the_integrations_copy_is_the_servers_byte_for_byte() -> None:
-    assert VENDORED.read_bytes() == SOURCE.read_bytes(), (
-        f"{VENDORED.relative_to(ROOT)} differs from its source: "
-        f"cp {SOURCE.relative_to(ROOT)} {VENDORED.relative_to(ROOT)}"
+@pytest.mark.parametrize(("source", "vendored"), COPIES, ids=lambda path: path.name)
+def test_the_integrations_copy_is_the_servers_byte_for_byte(source: Path, vendored: Path) -> None:
+    assert vendored.read_bytes() == source.read_bytes(), (
+        f"{vendored.relative_to(ROOT)} differs from its source: "
+        f"cp {source.relative_to(ROOT)} {vendored.relative_to(ROOT)}"
     )
 
 
-def test_the_module_imports_only_the_standard_library_and_wyoming() -> None:
+@pytest.mark.parametrize("source", [source for source, _ in COPIES], ids=lambda path: path.name)
+def test_the_module_imports_only_the_standard_library_and_wyoming(source: Path) -> None:
     imported: set[str] = set()
-    for node in ast.walk(ast.parse(SOURCE.read_text(encoding="utf-8"))):
+    for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom):
             assert node.level == 0, "a relative import breaks the integration's copy"
             imported.add(str(node.module).split(".")[0])

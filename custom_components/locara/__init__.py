@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN, Platform
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
@@ -17,9 +17,16 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.typing import ConfigType
 
-from .client import CannotConnect, InvalidAuth, LocaraClient
+from .client import CannotConnect, InvalidAuth
 from .const import DOMAIN, signal_new_satellite
-from .data import LocaraConfigEntry, LocaraData, satellite_of, server_identifier
+from .data import (
+    LocaraConfigEntry,
+    LocaraData,
+    client_of,
+    pin_of,
+    satellite_of,
+    server_identifier,
+)
 from .home_control import async_answer_home_request
 from .protocol import HomeRequest
 from .services import async_setup_services
@@ -37,11 +44,11 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: LocaraConfigEntry) -> bool:
-    client = LocaraClient(entry.data[CONF_HOST], entry.data[CONF_PORT], entry.data[CONF_TOKEN])
+    client = client_of(entry)
     try:
         state = await client.connect()
     except InvalidAuth as error:
-        raise ConfigEntryAuthFailed(f"the server refused the token: {error}") from error
+        raise ConfigEntryAuthFailed(str(error)) from error
     except CannotConnect as error:
         raise ConfigEntryNotReady(str(error)) from error
     entry.async_on_unload(client.close)
@@ -65,6 +72,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: LocaraConfigEntry) -> bo
         )
 
     client.on_home_request = home_request
+    _keep_pin(hass, entry)
+    entry.async_on_unload(client.add_listener(lambda: _keep_pin(hass, entry)))
     entry.async_on_unload(client.add_listener(lambda: _add_new_satellites(hass, entry)))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_create_background_task(
@@ -76,9 +85,18 @@ async def async_setup_entry(hass: HomeAssistant, entry: LocaraConfigEntry) -> bo
 async def _keep_connected(hass: HomeAssistant, entry: LocaraConfigEntry) -> None:
     try:
         await entry.runtime_data.client.run()
-    except InvalidAuth:
-        _LOGGER.error("The Locara server %s no longer accepts the token", entry.title)
+    except InvalidAuth as error:
+        _LOGGER.error("Cannot reconnect to the Locara server %s: %s", entry.title, error)
         entry.async_start_reauth(hass)
+
+
+@callback
+def _keep_pin(hass: HomeAssistant, entry: LocaraConfigEntry) -> None:
+    """Keep the server's id and certificate as it last proved itself in the entry (a
+    change of certificate is logged by the client)."""
+    client = entry.runtime_data.client
+    if client.connected:
+        hass.config_entries.async_update_entry(entry, data={**entry.data, **pin_of(client)})
 
 
 @callback

@@ -1,10 +1,12 @@
 """The control connection to a Locara server (docs/protocol.md, "The control channel").
 
-One connection per config entry: it subscribes with the server's token, keeps the
-server's state current from the pushes, sends settings and announcements as requests
-matched to their answers by id, and hands the server's home requests on. It knows
-nothing of Home Assistant: the integration listens to it and answers through it. The
-events themselves are defined in `protocol.py`, the server's own definition.
+One connection per config entry: it starts TLS and proves, with the server's token, that
+both ends are who they say (`auth.py`, role `control`: the token itself never crosses
+the network), subscribes, keeps the server's state current from the pushes, sends
+settings, announcements and enrolments as requests matched to their answers by id, and
+hands the server's home requests on. It knows nothing of Home Assistant: the
+integration listens to it and answers through it. The events themselves are defined in
+`protocol.py`, the server's own definition.
 """
 
 from __future__ import annotations
@@ -17,17 +19,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.ping import Ping
 
+from .auth import ROLE_CONTROL, AuthError, SecureTcpClient, token_key
 from .protocol import (
     Announce,
     AnnounceDone,
     ChangeSettings,
     ControlEventError,
     ControlState,
+    Enrol,
+    EnrolDone,
     HomeAnswer,
     HomeRequest,
     Options,
@@ -38,6 +42,8 @@ from .protocol import (
     SettingsChanged,
     SettingsDone,
     Subscribe,
+    Unenrol,
+    UnenrolDone,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -50,7 +56,7 @@ RECONNECT_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)  # after each failed attempt in
 
 Listener = Callable[[], None]
 HomeRequestHandler = Callable[[HomeRequest], None]
-Request = ChangeSettings | SetMuted | SetRoom | Announce
+Request = ChangeSettings | SetMuted | SetRoom | Announce | Enrol | Unenrol
 Answer = TypeVar("Answer")
 
 
@@ -63,7 +69,9 @@ class CannotConnect(LocaraClientError):
 
 
 class InvalidAuth(LocaraClientError):
-    """The server refused the token."""
+    """The server could not prove it holds the token, or refused ours: the token is
+    wrong, or this is not our Locara server. Both look the same from here, on purpose:
+    the proofs are checked before ours is sent."""
 
 
 class RequestRefused(LocaraClientError):
@@ -122,14 +130,27 @@ class ServerState:
 class LocaraClient:
     """The control connection: `connect()`, then `run()` keeps it until cancelled."""
 
-    def __init__(self, host: str, port: int, token: str, name: str = "Home Assistant") -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        token: str,
+        name: str = "Home Assistant",
+        *,
+        server_id: str | None = None,
+        fingerprint: str | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.token = token
         self.name = name
+        self.server_id = server_id
+        """The id the server must prove itself under (pinned); None: any."""
+        self.fingerprint = fingerprint
+        """Its TLS certificate's fingerprint when it last proved itself, kept up to date."""
         self.state: ServerState | None = None
         self.on_home_request: HomeRequestHandler | None = None
-        self._connection: AsyncTcpClient | None = None
+        self._connection: _ControlConnection | None = None
         self._answers: dict[str, asyncio.Future[Event]] = {}
         self._ids = itertools.count(1)
         self._listeners: list[Listener] = []
@@ -150,8 +171,9 @@ class LocaraClient:
     # -- the connection -------------------------------------------------------------
 
     async def connect(self) -> ServerState:
-        """Connect and subscribe: CannotConnect, InvalidAuth, or the server's state."""
-        connection = AsyncTcpClient(self.host, self.port)
+        """Connect, prove both ends and subscribe: CannotConnect, InvalidAuth, or the
+        server's state."""
+        connection = _ControlConnection(self.host, self.port)
         try:
             state, early = await self._subscribe(connection)
         except BaseException:  # cancelled too: the socket is closed either way
@@ -163,13 +185,14 @@ class LocaraClient:
         self._changed()
         return state
 
-    async def _subscribe(self, connection: AsyncTcpClient) -> tuple[ServerState, list[Event]]:
+    async def _subscribe(self, connection: _ControlConnection) -> tuple[ServerState, list[Event]]:
         """The state the server answers the subscription with, and pushes that overtook it."""
         early: list[Event] = []
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
                 await connection.connect()
-                await connection.write_event(Subscribe(token=self.token, client=self.name).event())
+                await self._authenticate(connection)
+                await connection.write_event(Subscribe(client=self.name).event())
                 while (event := await connection.read_event()) is not None:
                     if ControlState.is_type(event.type) or Error.is_type(event.type):
                         break
@@ -179,8 +202,6 @@ class LocaraClient:
         if event is None:
             raise CannotConnect(f"{self.host}:{self.port} closed the connection")
         if Error.is_type(event.type):
-            if event.data.get("code") == "unauthorized":
-                raise InvalidAuth(str(event.data.get("text", "the token was refused")))
             raise CannotConnect(f"{self.host}:{self.port} refused: {event.data.get('text')}")
         try:
             state = ControlState.from_event(event)
@@ -189,10 +210,35 @@ class LocaraClient:
             raise CannotConnect(f"{where} sent a state we cannot read: {error}") from error
         return ServerState.subscribed(state), early
 
+    async def _authenticate(self, connection: _ControlConnection) -> None:
+        """Start TLS and prove both ends with the token; InvalidAuth when the server cannot
+        prove it holds it (or is not the pinned server), CannotConnect when it hung up or
+        refused for another reason (busy, not a Locara server that speaks TLS)."""
+        where = f"{self.host}:{self.port}"
+        try:
+            proven = await connection.authenticate(
+                ROLE_CONTROL, self.name, token_key(self.token), server_id=self.server_id
+            )
+        except AuthError as error:
+            if connection.hung_up or error.code not in (None, "unauthorized"):
+                raise CannotConnect(f"{where}: {error}") from error
+            raise InvalidAuth(
+                f"the token is wrong, or {where} is not your Locara server: {error}"
+            ) from error
+        # The proofs are bound to the certificate this end sees: a server that proves the
+        # token with a new certificate holds the token, and its certificate is pinned anew.
+        if self.fingerprint is not None and proven.fingerprint != self.fingerprint:
+            _LOGGER.warning(
+                "The Locara server %s at %s shows a new TLS certificate (%s…, pinned "
+                "%s…); it proved it holds the token, so the new one is pinned",
+                proven.server_id, where, proven.fingerprint[:16], self.fingerprint[:16],
+            )  # fmt: skip
+        self.server_id, self.fingerprint = proven.server_id, proven.fingerprint
+
     async def run(self) -> None:
         """Handle the server's events until cancelled; reconnect with backoff after a loss.
 
-        Raises InvalidAuth when the server stops accepting the token.
+        Raises InvalidAuth when the server can no longer prove it holds the token.
         """
         failures = 0
         try:
@@ -222,7 +268,7 @@ class LocaraClient:
         finally:
             await self._drop()
 
-    async def _read(self, connection: AsyncTcpClient) -> str:
+    async def _read(self, connection: _ControlConnection) -> str:
         """Handle events until the connection ends; why it ended."""
         while True:
             # The read is not cancelled by a timeout, which could cut an event in half.
@@ -297,7 +343,7 @@ class LocaraClient:
         return f"ha-{next(self._ids)}"
 
     async def _request(self, request: Request, answer_of: Callable[[Event], Answer]) -> Answer:
-        """Send `request` (with the token and an id); its answer, or an exception."""
+        """Send `request` (with an id); its answer, or an exception."""
         connection = self._connection
         if connection is None:
             raise CannotConnect(f"not connected to the Locara server at {self.host}:{self.port}")
@@ -315,10 +361,7 @@ class LocaraClient:
         finally:
             self._answers.pop(request_id, None)
         if Error.is_type(answered.type):
-            code, text = str(answered.data.get("code")), str(answered.data.get("text"))
-            if code == "unauthorized":
-                raise InvalidAuth(text)
-            raise RequestRefused(code, text)
+            raise RequestRefused(str(answered.data.get("code")), str(answered.data.get("text")))
         try:
             return answer_of(answered)
         except ControlEventError as error:
@@ -334,16 +377,12 @@ class LocaraClient:
 
     async def change_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
         """Replace the named settings whole; all the settings as they now are."""
-        return await self._change(
-            ChangeSettings(token=self.token, request_id=self._request_id(), settings=changes)
-        )
+        return await self._change(ChangeSettings(request_id=self._request_id(), settings=changes))
 
     async def set_muted(self, satellite: str, muted: bool) -> dict[str, Any]:
         """Mute one satellite, or unmute it, whatever the others are changed to meanwhile."""
         return await self._change(
-            SetMuted(
-                token=self.token, request_id=self._request_id(), satellite=satellite, muted=muted
-            )
+            SetMuted(request_id=self._request_id(), satellite=satellite, muted=muted)
         )
 
     async def set_room(
@@ -357,7 +396,6 @@ class LocaraClient:
         of None clears that key back to what the area or the defaults give."""
         return await self._change(
             SetRoom(
-                token=self.token,
                 request_id=self._request_id(),
                 satellite=satellite,
                 area=area,
@@ -368,13 +406,22 @@ class LocaraClient:
     async def announce(self, text: str, satellite: str, listen: bool = False) -> list[str]:
         """Speak `text` on a satellite (then open its conversation); the satellites reached."""
         request = Announce(
-            token=self.token,
             request_id=self._request_id(),
             text=text,
             satellite=satellite,
             listen=listen,
         )
         return (await self._request(request, AnnounceDone.from_event)).satellites
+
+    async def enrol(self, name: str) -> EnrolDone:
+        """Enrol a satellite (or give it a new key): its name and pairing code."""
+        request = Enrol(request_id=self._request_id(), name=name)
+        return await self._request(request, EnrolDone.from_event)
+
+    async def unenrol(self, name: str) -> UnenrolDone:
+        """Remove a satellite's enrolment; whether its live session was ended."""
+        request = Unenrol(request_id=self._request_id(), name=name)
+        return await self._request(request, UnenrolDone.from_event)
 
     async def answer_home(self, request_id: str, handled: bool, speech: str | None) -> None:
         connection = self._connection
@@ -386,7 +433,19 @@ class LocaraClient:
             raise CannotConnect(f"answering a home request: {error!r}") from error
 
 
-async def _close(connection: AsyncTcpClient) -> None:
+async def _close(connection: _ControlConnection) -> None:
     with contextlib.suppress(OSError, TimeoutError):
         async with asyncio.timeout(CONNECT_TIMEOUT_S):
             await connection.disconnect()
+
+
+class _ControlConnection(SecureTcpClient):
+    """The connection, noting whether the server hung up: during the exchange, that is a
+    lost connection, not a server that failed to prove it holds the token."""
+
+    hung_up = False
+
+    async def read_event(self) -> Event | None:
+        event = await super().read_event()
+        self.hung_up = event is None
+        return event

@@ -1,8 +1,12 @@
 """Config flow for Locara, and the options flow for the server's own settings.
 
-Every way in (zeroconf, by hand, reconfigure, reauth) is checked by really connecting
-and subscribing with the token. The options are the server's settings: they are sent
-to it (`locara-settings`) and it keeps them; the entry stores none of them.
+Every way in (zeroconf, by hand, reconfigure, reauth) is checked by really connecting,
+proving both ends with the token (the server first: ours is sent only to a server that
+proved it holds the token, and the token itself never is) and subscribing; the entry
+keeps the server's proven id and certificate. A zeroconf record moves a configured
+entry only to an address where its server proves itself so: anyone can advertise a
+server's id. The options are the server's settings: they are sent to it
+(`locara-settings`) and it keeps them; the entry stores none of them.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from .client import (
     ServerState,
 )
 from .const import DEFAULT_PORT, DOMAIN, ZEROCONF_SUFFIX
-from .data import LocaraConfigEntry
+from .data import LocaraConfigEntry, pin_of
 from .protocol import ROOM_SETTINGS
 
 _LOGGER = logging.getLogger(__name__)
@@ -60,24 +64,33 @@ SERVER_SCHEMA = vol.Schema(
 )
 
 
-async def fetch_state(host: str, port: int, token: str) -> ServerState:
-    """The server's state, by connecting and subscribing as the integration will."""
-    client = LocaraClient(host, port, token)
+async def fetch_state(
+    data: Mapping[str, Any], server_id: str | None = None
+) -> tuple[ServerState, dict[str, str]]:
+    """The state of the server at the entry `data`'s address, by connecting, proving both
+    ends with its token and subscribing as the integration will (under `server_id` when
+    given), and the pin for the entry."""
+    client = LocaraClient(data[CONF_HOST], data[CONF_PORT], data[CONF_TOKEN], server_id=server_id)
     try:
-        return await client.connect()
+        state = await client.connect()
     finally:
         await client.close()
+    return state, pin_of(client)
 
 
-async def _check(data: Mapping[str, Any]) -> tuple[ServerState | None, dict[str, str]]:
-    """The server's state, or the form's errors."""
+async def _check(
+    data: Mapping[str, Any], server_id: str | None = None
+) -> tuple[ServerState | None, dict[str, Any], dict[str, str]]:
+    """The server's state and the entry's data with its pin, or the form's errors."""
     try:
-        return await fetch_state(data[CONF_HOST], data[CONF_PORT], data[CONF_TOKEN]), {}
-    except InvalidAuth:
-        return None, {"base": "invalid_auth"}
+        state, pin = await fetch_state(data, server_id)
+    except InvalidAuth as error:
+        _LOGGER.debug("%s", error)
+        return None, {}, {"base": "invalid_auth"}
     except CannotConnect as error:
         _LOGGER.debug("Cannot connect to %s:%s: %s", data[CONF_HOST], data[CONF_PORT], error)
-        return None, {"base": "cannot_connect"}
+        return None, {}, {"base": "cannot_connect"}
+    return state, {**data, **pin}, {}
 
 
 class LocaraConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -94,11 +107,11 @@ class LocaraConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         errors: dict[str, str] = {}
         if user_input is not None:
-            state, errors = await _check(user_input)
+            state, data, errors = await _check(user_input)
             if state is not None:
                 await self.async_set_unique_id(state.server_id)
-                self._abort_if_unique_id_configured(updates=user_input)
-                return self.async_create_entry(title=state.name, data=user_input)
+                self._abort_if_unique_id_configured(updates=data)
+                return self.async_create_entry(title=state.name, data=data)
         return self.async_show_form(
             step_id="user",
             data_schema=self.add_suggested_values_to_schema(SERVER_SCHEMA, user_input),
@@ -109,13 +122,39 @@ class LocaraConfigFlow(ConfigFlow, domain=DOMAIN):
         server_id = discovery_info.properties.get("id")
         if not server_id or discovery_info.port is None:
             return self.async_abort(reason="not_locara_server")
-        await self.async_set_unique_id(server_id)
+        entry = await self.async_set_unique_id(server_id)
         address = {CONF_HOST: discovery_info.host, CONF_PORT: discovery_info.port}
-        self._abort_if_unique_id_configured(updates=address)
+        if entry is not None:
+            return await self._async_follow(entry, address)
         name = discovery_info.name.removesuffix(ZEROCONF_SUFFIX)
         self._discovered = {**address, CONF_NAME: name}
         self.context["title_placeholders"] = {"name": name}
         return await self.async_step_zeroconf_confirm()
+
+    async def _async_follow(self, entry: ConfigEntry, address: dict[str, Any]) -> ConfigFlowResult:
+        """A configured server's record: the entry moves to its address only if the server
+        there proves it holds the entry's token, under the entry's id. Anyone can
+        advertise that id; an impostor gets no proof and no token, and is ignored."""
+        if CONF_TOKEN not in entry.data or all(entry.data.get(k) == v for k, v in address.items()):
+            self._abort_if_unique_id_configured()  # an ignored entry, or nothing moved
+        where = f"{address[CONF_HOST]}:{address[CONF_PORT]}"
+        try:
+            _, pin = await fetch_state({**entry.data, **address}, entry.unique_id)
+        except InvalidAuth as error:
+            _LOGGER.warning(
+                "Ignored a zeroconf record of the Locara server %s at %s: %s. The entry "
+                "stays at %s:%s",
+                entry.title, where, error, entry.data[CONF_HOST], entry.data[CONF_PORT],
+            )  # fmt: skip
+            return self.async_abort(reason="already_configured")
+        except CannotConnect as error:
+            _LOGGER.debug("Ignored a zeroconf record of %s at %s: %s", entry.title, where, error)
+            return self.async_abort(reason="already_configured")
+        _LOGGER.info("The Locara server %s proved itself at %s: the entry moves there",
+                     entry.title, where)  # fmt: skip
+        return self.async_update_reload_and_abort(
+            entry, data_updates={**address, **pin}, reason="already_configured"
+        )
 
     async def async_step_zeroconf_confirm(
         self, user_input: dict[str, Any] | None = None
@@ -123,8 +162,10 @@ class LocaraConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         address = {CONF_HOST: self._discovered[CONF_HOST], CONF_PORT: self._discovered[CONF_PORT]}
         if user_input is not None:
-            data = {**address, CONF_TOKEN: user_input[CONF_TOKEN]}
-            state, errors = await _check(data)
+            # Under the id the record gave: the flow's unique id.
+            state, data, errors = await _check(
+                {**address, CONF_TOKEN: user_input[CONF_TOKEN]}, self.unique_id
+            )
             if state is not None:
                 return self.async_create_entry(title=state.name, data=data)
         return self.async_show_form(
@@ -144,11 +185,11 @@ class LocaraConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
-            state, errors = await _check(user_input)
+            state, data, errors = await _check(user_input)
             if state is not None:
                 await self.async_set_unique_id(state.server_id)
                 self._abort_if_unique_id_mismatch(reason="wrong_server")
-                return self.async_update_reload_and_abort(entry, data_updates=user_input)
+                return self.async_update_reload_and_abort(entry, data_updates=data)
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(
@@ -166,13 +207,11 @@ class LocaraConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reauth_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
-            state, errors = await _check({**entry.data, CONF_TOKEN: user_input[CONF_TOKEN]})
+            state, data, errors = await _check({**entry.data, CONF_TOKEN: user_input[CONF_TOKEN]})
             if state is not None:
                 await self.async_set_unique_id(state.server_id)
                 self._abort_if_unique_id_mismatch(reason="wrong_server")
-                return self.async_update_reload_and_abort(
-                    entry, data_updates={CONF_TOKEN: user_input[CONF_TOKEN]}
-                )
+                return self.async_update_reload_and_abort(entry, data_updates=data)
         return self.async_show_form(
             step_id="reauth_confirm",
             data_schema=TOKEN_SCHEMA,

@@ -7,6 +7,11 @@ DOMAIN = "locara"
 DEFAULT_PORT = 10700
 ZEROCONF_SUFFIX = "._wyoming._tcp.local."
 
+# What an entry keeps of its server as it last proved itself (not secret): the id it must
+# prove itself under again, and its TLS certificate's fingerprint.
+CONF_SERVER_ID = "server_id"
+CONF_FINGERPRINT = "fingerprint"
+
 # What the server's voice sessions may be doing (`locara-satellite` pushes).
 SATELLITE_STATES = ["idle", "listening", "thinking", "speaking"]
 

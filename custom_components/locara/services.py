@@ -1,17 +1,28 @@
-"""Actions: `locara.announce` and `locara.start_conversation` on satellites or areas."""
+"""Actions: `locara.announce` and `locara.start_conversation` on satellites or areas;
+`locara.add_satellite` and `locara.remove_satellite` enrol satellites (admins only: an
+enrolled satellite gets home control)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from functools import partial
+from typing import TypeVar
 
 import voluptuous as vol
-from homeassistant.const import ATTR_AREA_ID, ATTR_CONFIG_ENTRY_ID, ATTR_DEVICE_ID
-from homeassistant.core import HomeAssistant, ServiceCall, callback
+from homeassistant.const import ATTR_AREA_ID, ATTR_CONFIG_ENTRY_ID, ATTR_DEVICE_ID, ATTR_NAME
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import area_registry as ar
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.service import async_register_admin_service
 
 from .client import LocaraClientError, RequestRefused
 from .const import DOMAIN
@@ -21,6 +32,8 @@ from .protocol import SatelliteRecord
 ATTR_MESSAGE = "message"
 SERVICE_ANNOUNCE = "announce"
 SERVICE_START_CONVERSATION = "start_conversation"
+SERVICE_ADD_SATELLITE = "add_satellite"
+SERVICE_REMOVE_SATELLITE = "remove_satellite"
 
 ANNOUNCE_SCHEMA = vol.All(
     vol.Schema(
@@ -33,6 +46,13 @@ ANNOUNCE_SCHEMA = vol.All(
     ),
     cv.has_at_least_one_key(ATTR_DEVICE_ID, ATTR_AREA_ID),
 )
+SATELLITE_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_NAME): vol.All(cv.string, vol.Length(min=1)),
+        vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
+    }
+)
+Answer = TypeVar("Answer")
 
 
 @callback
@@ -41,6 +61,14 @@ def async_setup_services(hass: HomeAssistant) -> None:
         hass.services.async_register(
             DOMAIN, service, partial(_async_announce, hass, listen=listen), ANNOUNCE_SCHEMA
         )
+    add = partial(_async_add_satellite, hass)
+    remove = partial(_async_remove_satellite, hass)
+    async_register_admin_service(
+        hass, DOMAIN, SERVICE_ADD_SATELLITE, add, SATELLITE_SCHEMA, SupportsResponse.ONLY
+    )
+    async_register_admin_service(
+        hass, DOMAIN, SERVICE_REMOVE_SATELLITE, remove, SATELLITE_SCHEMA, SupportsResponse.OPTIONAL
+    )
 
 
 def _loaded_entries(hass: HomeAssistant, call: ServiceCall) -> list[LocaraConfigEntry]:
@@ -124,10 +152,61 @@ async def _async_announce(hass: HomeAssistant, call: ServiceCall, *, listen: boo
                 translation_placeholders={"satellite": name},
             ) from result
         if isinstance(result, LocaraClientError):
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="request_failed",
-                translation_placeholders={"error": str(result)},
-            ) from result
+            raise _request_failed(result) from result
         if isinstance(result, BaseException):
             raise result
+
+
+def _server(hass: HomeAssistant, call: ServiceCall) -> LocaraConfigEntry:
+    """The one server the call is for: the only one loaded, or the one it names."""
+    entries = _loaded_entries(hass, call)
+    if not entries:
+        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_server")
+    if len(entries) > 1:
+        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="choose_server")
+    return entries[0]
+
+
+async def _enrolment(request: Awaitable[Answer], name: str) -> Answer:
+    """The server's answer to an enrolment request; its refusal as an error that says why."""
+    try:
+        return await request
+    except LocaraClientError as error:
+        code = error.code if isinstance(error, RequestRefused) else None
+        if code == "not-found":
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="satellite_not_enrolled",
+                translation_placeholders={"satellite": name},
+            ) from error
+        if code in ("bad-request", "bad-event"):
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="satellite_refused",
+                translation_placeholders={"error": str(error)},
+            ) from error
+        raise _request_failed(error) from error
+
+
+def _request_failed(error: LocaraClientError) -> HomeAssistantError:
+    return HomeAssistantError(
+        translation_domain=DOMAIN,
+        translation_key="request_failed",
+        translation_placeholders={"error": str(error)},
+    )
+
+
+async def _async_add_satellite(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
+    """Enrol a satellite; its pairing code, which holds its key: shown once, kept nowhere."""
+    name: str = call.data[ATTR_NAME]
+    client = _server(hass, call).runtime_data.client
+    done = await _enrolment(client.enrol(name), name)
+    return {"name": done.name, "pairing_code": done.pairing_code}
+
+
+async def _async_remove_satellite(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
+    """Remove a satellite's enrolment; the server ends its live session at once."""
+    name: str = call.data[ATTR_NAME]
+    client = _server(hass, call).runtime_data.client
+    done = await _enrolment(client.unenrol(name), name)
+    return {"name": done.name, "ended_session": done.ended_session}

@@ -1,11 +1,14 @@
-"""Helpers for the Locara integration's tests: a real satellite, real speech, the real
-zeroconf record, and the integration set up against a real server."""
+"""Helpers for the Locara integration's tests: a real satellite (enrolled through the
+integration, or in open mode not), real speech, the real zeroconf record, and the
+integration set up against a real server."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import re
+import ssl
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -14,6 +17,7 @@ from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from wyoming.audio import AudioChunk, AudioChunkConverter, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
@@ -23,6 +27,12 @@ from wyoming.tts import Synthesize
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
+from custom_components.locara.auth import (
+    ROLE_SATELLITE,
+    PairingCode,
+    SecureTcpClient,
+    certificate_fingerprint,
+)
 from custom_components.locara.const import DOMAIN
 
 from .conftest import LocaraServer
@@ -43,6 +53,18 @@ def token_of(server: LocaraServer) -> str:
     token = server.token
     assert token, f"the server keeps no token in {server.data_dir}"
     return token
+
+
+def fingerprint_of(server: LocaraServer) -> str:
+    """The SHA-256 fingerprint of the server's own TLS certificate, read from its data
+    directory (not from a connection)."""
+    pem = (server.data_dir / "tls" / "cert.pem").read_text(encoding="ascii")
+    return certificate_fingerprint(ssl.PEM_cert_to_DER_cert(pem))
+
+
+def pin_of(server: LocaraServer) -> dict[str, str]:
+    """What an entry keeps of `server` once it proved itself."""
+    return {"server_id": server_id_of(server), "fingerprint": fingerprint_of(server)}
 
 
 def saved_settings(server: LocaraServer) -> dict[str, Any]:
@@ -128,16 +150,38 @@ def audio_seconds(events: list[Event]) -> float:
     return seconds
 
 
+class SessionRefused(Exception):
+    """The server answered the satellite's `run-pipeline` with an `error`."""
+
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(f"{code}: {text}")
+        self.code = code
+
+
 class Satellite:
     """A small real satellite: a voice session over TCP, its microphone streamed in real
-    time at 16 kHz, every downlink event kept, and `played` reported after each reply."""
+    time at 16 kHz, every downlink event kept, and `played` reported after each reply.
 
-    def __init__(self, server: LocaraServer, name: str, area: str | None = None) -> None:
+    With a pairing code it is an enrolled satellite, as `locara-satellite --pair CODE`
+    makes one: TLS, the server proves itself (the pinned certificate and id, and the
+    key), then the satellite does, before the session opens. Without one it is an
+    unenrolled satellite over plain TCP, which only a server in open mode admits.
+    """
+
+    def __init__(
+        self,
+        server: LocaraServer,
+        name: str,
+        area: str | None = None,
+        pairing_code: str | None = None,
+    ) -> None:
         self.name = name
         self.area = area
+        self.credential = PairingCode.decode(pairing_code) if pairing_code else None
+        assert self.credential is None or self.credential.name == name, self.credential
         self.events: list[Event] = []
         self.session: dict[str, Any] = {}
-        self._client = AsyncTcpClient(server.host, server.port)
+        self._client = SecureTcpClient(server.host, server.port)
         self._arrived = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._audio_started = False
@@ -147,6 +191,11 @@ class Satellite:
     async def start(self) -> dict[str, Any]:
         """Open the session (docs/protocol.md, "Opening"); the `locara-session` data."""
         await self._client.connect()
+        if (credential := self.credential) is not None:
+            await self._client.authenticate(
+                ROLE_SATELLITE, credential.name, credential.key,
+                fingerprint=credential.fingerprint, server_id=credential.server_id,
+            )  # fmt: skip
         locara: dict[str, Any] = {"protocol": 1, "name": self.name}
         if self.area is not None:
             locara["area"] = self.area
@@ -165,7 +214,10 @@ class Satellite:
             asyncio.create_task(self._read(), name=f"satellite {self.name} downlink"),
             asyncio.create_task(self._keepalive(), name=f"satellite {self.name} keepalive"),
         ]
-        self.session = (await self.wait_for("locara-session")).data
+        opened = await self.wait_for(frozenset({"locara-session", "error"}))
+        if opened.type == "error":
+            raise SessionRefused(str(opened.data.get("code")), str(opened.data.get("text")))
+        self.session = opened.data
         return self.session
 
     def mark(self) -> int:
@@ -174,16 +226,18 @@ class Satellite:
 
     async def wait_for(
         self,
-        event_type: str,
+        event_type: str | frozenset[str],
         match: Callable[[dict[str, Any]], bool] = lambda data: True,
         after: int = 0,
         timeout_s: float = TIMEOUT_S,
     ) -> Event:
+        """The first event of `event_type` (or of one of them) after `after` that `match`es."""
+        types = {event_type} if isinstance(event_type, str) else event_type
         try:
             async with asyncio.timeout(timeout_s):
                 while True:
                     for event in self.events[after:]:
-                        if event.type == event_type and match(event.data):
+                        if event.type in types and match(event.data):
                             return event
                     self._arrived.clear()
                     await self._arrived.wait()
@@ -229,34 +283,64 @@ class Satellite:
             await asyncio.sleep(KEEPALIVE_S)
             await self._client.write_event(Ping().event())
 
+    async def ended_by_server(self, timeout_s: float = TIMEOUT_S) -> None:
+        """Wait until the server ends the connection."""
+        reader = self._tasks[0]
+        done, _ = await asyncio.wait({reader}, timeout=timeout_s)
+        assert done, f"{self.name}: the server kept the connection for {timeout_s:g} s"
+
     async def close(self) -> None:
-        """End the session as a satellite does (`audio-stop`) and wait for the server to close."""
-        with contextlib.suppress(ConnectionError, OSError):
-            await self._client.write_event(AudioStop().event())
-        reader, keepalive = self._tasks
-        keepalive.cancel()
-        with contextlib.suppress(
-            TimeoutError, ConnectionError, OSError, asyncio.IncompleteReadError
-        ):
-            async with asyncio.timeout(10):
-                await reader
-        reader.cancel()
+        """End the session as a satellite does (`audio-stop`) and wait for the server to
+        close; a satellite without a session just disconnects."""
+        if self.session:
+            with contextlib.suppress(ConnectionError, OSError):
+                await self._client.write_event(AudioStop().event())
+            reader, keepalive = self._tasks
+            keepalive.cancel()
+            with contextlib.suppress(
+                TimeoutError, ConnectionError, OSError, asyncio.IncompleteReadError
+            ):
+                async with asyncio.timeout(10):
+                    await reader
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
+            task.cancel()
+            with contextlib.suppress(
+                asyncio.CancelledError, ConnectionError, OSError, asyncio.IncompleteReadError
+            ):
                 await task
         await self._client.disconnect()
 
 
 @contextlib.asynccontextmanager
 async def satellite(
-    server: LocaraServer, name: str, area: str | None = None
+    server: LocaraServer, name: str, area: str | None = None, pairing_code: str | None = None
 ) -> AsyncIterator[Satellite]:
-    room = Satellite(server, name, area)
-    await room.start()
+    room = Satellite(server, name, area, pairing_code)
     try:
+        await room.start()
         yield room
     finally:
         await room.close()
+
+
+async def add_satellite(hass: HomeAssistant, name: str) -> str:
+    """Enrol `name` through the integration (`locara.add_satellite`); its pairing code."""
+    response = await hass.services.async_call(
+        DOMAIN, "add_satellite", {"name": name}, blocking=True, return_response=True
+    )
+    assert response is not None and response["name"] == name, response
+    code = response["pairing_code"]
+    assert isinstance(code, str), response
+    return code
+
+
+@contextlib.asynccontextmanager
+async def enrolled_satellite(
+    hass: HomeAssistant, server: LocaraServer, name: str, area: str | None = None
+) -> AsyncIterator[Satellite]:
+    """A satellite enrolled through the integration, connected with its pairing code."""
+    async with satellite(server, name, area, await add_satellite(hass, name)) as room:
+        yield room
 
 
 async def setup_entry(hass: HomeAssistant, server: LocaraServer) -> MockConfigEntry:
@@ -297,3 +381,56 @@ def enable_before_added(
 def state_of(hass: HomeAssistant, entity: str) -> str | None:
     state = hass.states.get(entity)
     return state.state if state is not None else None
+
+
+def words(text: str | None) -> set[str]:
+    return set(re.findall(r"[a-z']+", (text or "").lower()))
+
+
+async def add_kitchen_light(hass: HomeAssistant) -> str:
+    """A light Home Assistant can switch, exposed to Assist as every new light is, off;
+    its entity id."""
+    assert await async_setup_component(
+        hass, "input_boolean", {"input_boolean": {"kitchen_power": {"name": "Kitchen power"}}}
+    )
+    assert await async_setup_component(
+        hass,
+        "template",
+        {
+            "template": [
+                {
+                    "light": [
+                        {
+                            "name": "Kitchen Lights",
+                            "state": "{{ is_state('input_boolean.kitchen_power', 'on') }}",
+                            "turn_on": {
+                                "action": "input_boolean.turn_on",
+                                "target": {"entity_id": "input_boolean.kitchen_power"},
+                            },
+                            "turn_off": {
+                                "action": "input_boolean.turn_off",
+                                "target": {"entity_id": "input_boolean.kitchen_power"},
+                            },
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+    await hass.async_block_till_done()
+    assert state_of(hass, "light.kitchen_lights") == "off"
+    return "light.kitchen_lights"
+
+
+async def say_until_heard(room: Satellite, speech: bytes, expected: set[str]) -> int:
+    """Say `speech` until the server's transcript has the `expected` words; the mark
+    before the last time. Piper speaks a little differently each time and Whisper tiny
+    may mishear it: it is said again, at most twice more."""
+    heard = ""
+    for _ in range(3):
+        mark = room.mark()
+        await room.say(speech)
+        heard = (await room.wait_for("transcript", after=mark)).data["text"]
+        if words(heard) >= expected:
+            return mark
+    raise AssertionError(f"the server's speech-to-text heard {heard!r}")

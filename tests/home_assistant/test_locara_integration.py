@@ -1,17 +1,27 @@
 """The Locara integration against a real server and real satellites: entities that follow
 the server's pushes, selects and switches that change its settings, home control that
-turns on a light from real speech, announcements, the options, diagnostics, and a
-server that goes away and comes back."""
+turns on a light from real speech, announcements, enrolling and removing satellites,
+the options, diagnostics, the server's pinned id and certificate, and a server that
+goes away and comes back.
+
+The server admits only enrolled satellites (its default): every satellite here is
+enrolled through the integration (`locara.add_satellite`) and connects with its pairing
+code, as `locara-satellite --pair CODE` does."""
 
 from __future__ import annotations
 
-import re
+import logging
 from collections.abc import Iterator
 from typing import Any
 from unittest.mock import patch
 
 import pytest
-from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntry, ConfigFlowResult
+from homeassistant.config_entries import (
+    SOURCE_REAUTH,
+    ConfigEntry,
+    ConfigEntryState,
+    ConfigFlowResult,
+)
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
@@ -27,6 +37,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.locara import client as locara_client
+from custom_components.locara.auth import AuthError, PairingCode
 from custom_components.locara.const import DOMAIN, SATELLITE_STATES
 from custom_components.locara.home_control import async_ask_home_assistant
 from custom_components.locara.protocol import HomeRequest
@@ -34,17 +45,25 @@ from custom_components.locara.protocol import HomeRequest
 from .conftest import DEFAULT_CONFIG_EXTRA, LocaraServer
 from .locara_helpers import (
     Satellite,
+    SessionRefused,
+    add_kitchen_light,
+    add_satellite,
     audio_seconds,
     enable_before_added,
+    enrolled_satellite,
     entity_id,
+    fingerprint_of,
+    pin_of,
     satellite,
     saved_settings,
+    say_until_heard,
     server_id_of,
     setup_entry,
     state_of,
     synthesize,
     token_of,
     wait_until,
+    words,
 )
 
 # Two personas (one that never asks Home Assistant) and a second pipeline backend, so
@@ -87,10 +106,6 @@ async def entry(hass: HomeAssistant, locara_server: LocaraServer) -> ConfigEntry
 def fast_reconnect() -> Iterator[None]:
     with patch.object(locara_client, "RECONNECT_DELAYS_S", (0.2, 0.5)):
         yield
-
-
-def words(text: str | None) -> set[str]:
-    return set(re.findall(r"[a-z']+", (text or "").lower()))
 
 
 def satellite_entities(hass: HomeAssistant, server: LocaraServer, name: str) -> dict[str, str]:
@@ -143,7 +158,7 @@ async def test_a_satellite_that_connects_gets_entities_that_change_its_settings(
     assert not _registered(hass, "switch", f"{sid}:kitchen-mute")
     sessions = entity_id(hass, "sensor", f"{sid}-sessions_active")
 
-    async with satellite(locara_server, "kitchen", area="Kitchen") as room:
+    async with enrolled_satellite(hass, locara_server, "kitchen", area="Kitchen") as room:
         entities = await entities_of_new_satellite(hass, locara_server, room)
         await wait_until(lambda: state_of(hass, sessions) == "1", "one active session")
         assert state_of(hass, entities["state"]) in SATELLITE_STATES
@@ -221,7 +236,7 @@ async def test_a_new_satellites_transcript_sensor_is_registered_but_disabled(
 ) -> None:
     """What is said in a room goes into Home Assistant's history only once a user turns
     the sensor on: a new install has it, off."""
-    async with satellite(locara_server, "study", area="Study") as room:
+    async with enrolled_satellite(hass, locara_server, "study", area="Study") as room:
         await entities_of_new_satellite(hass, locara_server, room)
         sid = server_id_of(locara_server)
         transcript = entity_id(hass, "sensor", f"{sid}:study-last_transcript")
@@ -237,8 +252,8 @@ async def test_two_mute_switches_turned_on_at_the_same_moment_both_mute(
     """One call on two switches (as a script or a scene does): Home Assistant turns them on
     at once, and neither change undoes the other on the server."""
     async with (
-        satellite(locara_server, "nursery", area="Nursery") as nursery,
-        satellite(locara_server, "office", area="Office") as office,
+        enrolled_satellite(hass, locara_server, "nursery", area="Nursery") as nursery,
+        enrolled_satellite(hass, locara_server, "office", area="Office") as office,
     ):
         mutes = [
             (await entities_of_new_satellite(hass, locara_server, room))["mute"]
@@ -256,41 +271,26 @@ async def test_two_mute_switches_turned_on_at_the_same_moment_both_mute(
 async def test_home_control_turns_on_a_light_from_real_speech(
     hass: HomeAssistant, locara_server: LocaraServer, entry: ConfigEntry
 ) -> None:
-    # A light Home Assistant can switch, exposed to Assist as every new light is.
-    assert await async_setup_component(
-        hass, "input_boolean", {"input_boolean": {"kitchen_power": {"name": "Kitchen power"}}}
-    )
-    assert await async_setup_component(
-        hass,
-        "template",
-        {
-            "template": [
-                {
-                    "light": [
-                        {
-                            "name": "Kitchen Lights",
-                            "state": "{{ is_state('input_boolean.kitchen_power', 'on') }}",
-                            "turn_on": {
-                                "action": "input_boolean.turn_on",
-                                "target": {"entity_id": "input_boolean.kitchen_power"},
-                            },
-                            "turn_off": {
-                                "action": "input_boolean.turn_off",
-                                "target": {"entity_id": "input_boolean.kitchen_power"},
-                            },
-                        }
-                    ]
-                }
-            ]
-        },
-    )
-    await hass.async_block_till_done()
-    assert state_of(hass, "light.kitchen_lights") == "off"
+    light = await add_kitchen_light(hass)
     speech = await synthesize(locara_server, "Turn on the kitchen lights.")
     transcript_id = f"{server_id_of(locara_server)}:hall-last_transcript"
     enable_before_added(hass, entry, "sensor", transcript_id)
 
-    async with satellite(locara_server, "hall", area="Hall") as room:
+    # Enrolled through the integration: the pairing code names this server, by its id and
+    # the certificate the entry pinned, and holds the satellite's key.
+    response = await hass.services.async_call(
+        DOMAIN, "add_satellite", {"name": "hall"}, blocking=True, return_response=True
+    )
+    assert response is not None and response["name"] == "hall", response
+    code = response["pairing_code"]
+    assert isinstance(code, str), response
+    credential = PairingCode.decode(code)
+    assert (credential.server_id, credential.fingerprint) == (
+        entry.data["server_id"],
+        entry.data["fingerprint"],
+    )
+
+    async with satellite(locara_server, "hall", area="Hall", pairing_code=code) as room:
         entities = await entities_of_new_satellite(hass, locara_server, room)
         last_transcript = entity_id(hass, "sensor", transcript_id)
         states: list[str] = []
@@ -301,17 +301,8 @@ async def test_home_control_turns_on_a_light_from_real_speech(
                 states.append(new_state.state)
 
         stop_tracking = async_track_state_change_event(hass, entities["state"], track)
-        # Piper speaks a little differently each time and Whisper tiny may mishear it:
-        # say it again (at most twice more) until the server heard the words themselves.
-        for _ in range(3):
-            mark = room.mark()
-            await room.say(speech)
-            heard = (await room.wait_for("transcript", after=mark)).data["text"]
-            if words(heard) >= {"turn", "on", "kitchen"}:
-                break
-        else:
-            pytest.fail(f"the server's speech-to-text heard {heard!r}")
-        await wait_until(lambda: state_of(hass, "light.kitchen_lights") == "on", "the light on")
+        mark = await say_until_heard(room, speech, {"turn", "on", "kitchen"})
+        await wait_until(lambda: state_of(hass, light) == "on", "the light on")
         handled = await room.wait_for("handled", after=mark)
         assert handled.data["text"] == "Turned on the light", (
             f"the reply is not Home Assistant's: {handled.data}"
@@ -341,7 +332,7 @@ async def test_announce_and_start_conversation_speak_on_the_satellite(
     hass: HomeAssistant, locara_server: LocaraServer, entry: ConfigEntry
 ) -> None:
     sid = server_id_of(locara_server)
-    async with satellite(locara_server, "den", area="Den") as room:
+    async with enrolled_satellite(hass, locara_server, "den", area="Den") as room:
         await entities_of_new_satellite(hass, locara_server, room)
         device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"{sid}:den")})
         assert device is not None and device.area_id is not None
@@ -393,6 +384,41 @@ async def test_announce_and_start_conversation_speak_on_the_satellite(
             {"message": "Hello?", "area_id": attic.id, "config_entry_id": "elsewhere"},
             blocking=True,
         )
+
+
+async def test_removing_a_satellite_ends_its_session_and_its_pairing_code(
+    hass: HomeAssistant, locara_server: LocaraServer, entry: ConfigEntry
+) -> None:
+    code = await add_satellite(hass, "cellar")
+    async with satellite(locara_server, "cellar", area="Cellar", pairing_code=code) as room:
+        entities = await entities_of_new_satellite(hass, locara_server, room)
+        response = await hass.services.async_call(
+            DOMAIN, "remove_satellite", {"name": "cellar"}, blocking=True, return_response=True
+        )
+        assert response == {"name": "cellar", "ended_session": True}
+        await room.ended_by_server(timeout_s=5)
+        await wait_until(
+            lambda: state_of(hass, entities["mute"]) == STATE_UNAVAILABLE,
+            "the removed satellite's entities unavailable",
+        )
+
+    # Its pairing code proves nothing any more, and without one this server (enrolled
+    # satellites only) admits no satellite of that name either.
+    with pytest.raises(AuthError) as refused:
+        async with satellite(locara_server, "cellar", pairing_code=code):
+            pass
+    assert refused.value.code == "unauthorized", refused.value
+    with pytest.raises(SessionRefused) as refused_session:
+        async with satellite(locara_server, "cellar"):
+            pass
+    assert refused_session.value.code == "unauthorized", refused_session.value
+
+    with pytest.raises(ServiceValidationError, match="No satellite named cellar is enrolled"):
+        await hass.services.async_call(
+            DOMAIN, "remove_satellite", {"name": "cellar"}, blocking=True
+        )
+    with pytest.raises(ServiceValidationError, match=r"refused the satellite: .*64 characters"):
+        await add_satellite(hass, "x" * 65)
 
 
 async def test_options_change_the_servers_settings_and_not_the_entry(
@@ -512,7 +538,7 @@ async def test_diagnostics_leave_out_the_token_the_words_and_the_prompts(
     prompts, are there only as redacted, beside everything else as it was."""
     client = entry.runtime_data.client
     speech = await synthesize(locara_server, "What is the capital of France?")
-    async with satellite(locara_server, "lounge", area="Lounge") as room:
+    async with enrolled_satellite(hass, locara_server, "lounge", area="Lounge") as room:
         await entities_of_new_satellite(hass, locara_server, room)
         await room.say(speech)
         heard = (await room.wait_for("transcript")).data["text"]
@@ -542,6 +568,27 @@ async def test_diagnostics_leave_out_the_token_the_words_and_the_prompts(
     assert "lounge" in diagnostics["satellites_with_entities"]
 
 
+async def test_the_entry_pins_the_servers_id_and_certificate(
+    hass: HomeAssistant, locara_server: LocaraServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first connection pins what the server proved; a server that proves the token
+    with another certificate (its `tls/` made anew) is the token's holder, so the new
+    certificate is pinned instead, and the change logged."""
+    entry = await setup_entry(hass, locara_server)  # an entry that never connected
+    assert {key: entry.data[key] for key in ("server_id", "fingerprint")} == pin_of(locara_server)
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    hass.config_entries.async_update_entry(entry, data={**entry.data, "fingerprint": "0" * 64})
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, "custom_components.locara"):
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED, f"{entry.state} ({entry.reason})"
+    assert entry.data["fingerprint"] == fingerprint_of(locara_server)
+    assert "shows a new TLS certificate" in caplog.text, caplog.text
+    assert "pinned 0000000000000000" in caplog.text, caplog.text
+
+
 async def test_entities_are_unavailable_while_the_server_is_down(
     hass: HomeAssistant, locara_server: LocaraServer, entry: ConfigEntry, fast_reconnect: None
 ) -> None:
@@ -556,7 +603,7 @@ async def test_entities_are_unavailable_while_the_server_is_down(
 
     await locara_server.async_start()
     await wait_until(lambda: state_of(hass, sessions) == "0", "available again", 30)
-    async with satellite(locara_server, "porch") as room:
+    async with enrolled_satellite(hass, locara_server, "porch") as room:
         entities = await entities_of_new_satellite(hass, locara_server, room)
         await hass.services.async_call(
             "switch", "turn_on", {"entity_id": entities["mute"]}, blocking=True

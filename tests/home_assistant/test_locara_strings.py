@@ -44,7 +44,17 @@ def test_every_entity_and_state_has_a_name_and_an_icon() -> None:
 
 def test_every_action_and_field_is_described() -> None:
     actions = yaml.safe_load(source("services.yaml"))
-    assert set(actions) == set(STRINGS["services"]) == {"announce", "start_conversation"}
+    assert (
+        set(actions)
+        == set(STRINGS["services"])
+        == {
+            "announce",
+            "start_conversation",
+            "add_satellite",
+            "remove_satellite",
+        }
+    )
+    assert set(json.loads(source("icons.json"))["services"]) == set(actions)
     for action, spec in actions.items():
         texts = STRINGS["services"][action]
         assert texts["name"] and texts["description"], action
