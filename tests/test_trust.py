@@ -248,6 +248,7 @@ async def test_an_open_mode_name_is_not_taken_over_from_elsewhere(
 ) -> None:
     """In open mode a second live session under a name already connected is refused
     unless it comes from the same address (the satellite reconnecting)."""
+    assert open_server.log.matching("security.open_satellites is on"), "warned at start"
     name = f"den-{uuid.uuid4().hex[:6]}"
     async with AsyncTcpClient(open_server.host, open_server.port) as first:
         await first.write_event(run_pipeline(name))
