@@ -141,7 +141,9 @@ async def test_sessions_over_the_limit_are_refused(strict_server: ServerProcess)
     first.write(frame("run-pipeline", RUN_PIPELINE))
     assert (await receive(first_reader))[0] == "locara-session"
     reader, writer = await asyncio.open_connection(strict_server.host, strict_server.port)
-    writer.write(frame("run-pipeline", RUN_PIPELINE))
+    # Another satellite: the same one again would take its session back.
+    another = {**RUN_PIPELINE, "locara": {**RUN_PIPELINE["locara"], "name": "raw-other"}}
+    writer.write(frame("run-pipeline", another))
     kind, error, _ = await receive(reader)
     assert kind == "error" and error["code"] == "busy" and "1 sessions" in error["text"]
     first.write(frame("audio-stop"))

@@ -331,8 +331,7 @@ async def test_handle_cannot_read_or_extend_a_rooms_conversation(
 ) -> None:
     """A room's history is the room's: `handle` given the room's session id as its
     conversation starts a conversation of its own."""
-    code = await enrol(delegating_server, "office")
-    async with satellite(delegating_server, "office", credential=code) as room:
+    async with satellite(delegating_server, "office", enrolled=True) as room:
         assert room.client.started is not None
         session_id = room.client.started.session_id
         said = await room.say(speech.at_16k("My name is Zorblax."))
