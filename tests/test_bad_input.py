@@ -233,3 +233,27 @@ async def test_a_token_with_a_lone_surrogate_is_unauthorized(
         assert answer.data["code"] == "unauthorized" and answer.data["request_id"] == "lone"
         await expect_alive(writer, reader)
     assert len(server.log.matching("Traceback")) == tracebacks, server.log[-20:]
+
+
+LONE_SURROGATES = [
+    pytest.param("ping", {"text": "still \ud800 there?"}, id="ping-text"),
+    pytest.param("synthesize", {"text": "Hello \udfff there."}, id="synthesize-text"),
+    pytest.param("transcript", {"text": "\ud800"}, id="transcript-text"),
+]
+
+
+@pytest.mark.parametrize(("event_type", "data"), LONE_SURROGATES)
+async def test_text_with_a_lone_surrogate_is_a_bad_event(
+    server: ServerProcess, event_type: str, data: dict[str, str]
+) -> None:
+    """JSON's `"\\ud800"` (json.dumps writes the escape) is a str that UTF-8 cannot
+    encode: a ping's echo once failed on it with a traceback. Every string field of an
+    event is refused as it is parsed, before any handler uses it."""
+    tracebacks = len(server.log.matching("Traceback"))
+    async with raw_connection(server) as (reader, writer):
+        writer.write(header(type=event_type, data=data))
+        await writer.drain()
+        error = await expect_error(reader, "bad-event")
+        assert "text holds a lone surrogate" in error.text, error
+        await expect_alive(writer, reader)
+    assert len(server.log.matching("Traceback")) == tracebacks, server.log[-20:]
