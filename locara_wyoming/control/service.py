@@ -25,7 +25,7 @@ from .. import __version__
 from ..backends.base import HomeControl
 from ..backends.registry import check_configured_backends, configured_backends
 from ..config import ConfigError, LocaraConfig
-from ..errors import BadRequest, NotFound, TooLarge, Unauthorized
+from ..errors import BadRequest, NotFound, StorageFailed, TooLarge, Unauthorized
 from ..protocol import WriteEvent
 from ..protocol.control import (
     ANNOUNCE_TYPE,
@@ -212,8 +212,12 @@ class ControlService:
             except ConfigError as error:
                 raise BadRequest(str(error)) from None
             self._check_voices(changed)
-            await self._start_new_backends(changed)
-            self.settings_file.save(changed)
+            started = await self._start_new_backends(changed)
+            try:
+                self.settings_file.save(changed)
+            except StorageFailed:
+                await self._stop_backends(started)
+                raise
             previous, context.config = context.config, changed
             _LOGGER.info("Settings changed: %s", ", ".join(sorted(changes)))
             await context.sessions.apply_settings(previous, changed)
@@ -228,8 +232,10 @@ class ControlService:
             except VoiceNotFoundError as error:
                 raise BadRequest(f"persona {persona.name!r}: {error}") from None
 
-    async def _start_new_backends(self, config: LocaraConfig) -> None:
+    async def _start_new_backends(self, config: LocaraConfig) -> list[str]:
+        """Start the backends `config` names that are not loaded; the ids started."""
         backends = self.context.backends
+        started: list[str] = []
         for model_id in sorted(set(configured_backends(config).values())):
             if backends.loaded(model_id):
                 continue
@@ -239,6 +245,14 @@ class ControlService:
             except Exception as error:
                 await backends.discard(model_id)
                 raise BadRequest(f"cannot start {model_id}: {error}") from None
+            started.append(model_id)
+        return started
+
+    async def _stop_backends(self, model_ids: list[str]) -> None:
+        """Stop backends started for a change that was not made: the server as before."""
+        for model_id in model_ids:
+            await self.context.backends.discard(model_id)
+            _LOGGER.info("Stopped %s: the settings that named it were not saved", model_id)
 
     # -- announcements --------------------------------------------------------------
 
