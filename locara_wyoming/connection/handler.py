@@ -63,7 +63,7 @@ class WyomingConnection(AsyncEventHandler):
         self._serving = False
         self._last_activity = time.monotonic()
         self._control_service = control
-        self._control = ControlClient(self.write_event)
+        self._control = ControlClient(str(self.peer), self.write_event, writer.transport.abort)
         self.session = SessionEndpoint(
             context.sessions, context.backends, self.write_event,
             lambda: context.config.limits.stalled_client_s, self._not_played,

@@ -83,7 +83,10 @@ SettingsPatch = Callable[[dict[str, Any]], dict[str, Any]]
 class ControlClient:
     """What the control channel keeps of one connection."""
 
+    peer: str
     write: WriteEvent
+    disconnect: Callable[[], None]
+    """Closes the connection at once (a subscriber that fell behind)."""
     subscriber: Subscriber | None = None
 
 
@@ -146,8 +149,9 @@ class ControlService:
         match request:
             case Subscribe():
                 if client.subscriber is None:
-                    client.subscriber = self.hub.subscribe(client.write)
-                    _LOGGER.info("Control connection from %s subscribed", request.client or "?")
+                    name = f"{request.client or '?'} at {client.peer}"
+                    client.subscriber = self.hub.subscribe(name, client.write, client.disconnect)
+                    _LOGGER.info("Control connection %s subscribed", name)
                 return self.state(request.request_id).event()
             case ChangeSettings():
                 settings = await self.change_settings(request.settings)
