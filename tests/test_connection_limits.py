@@ -1,6 +1,11 @@
-"""What one client cannot take from the others: a control subscriber that stops reading
-is disconnected, not kept without its pushes. A server of its own, whose stall limit
-is long enough that only the push queue can close the subscriber."""
+"""What one client cannot take from the others: connections (per address, and the
+slots kept for clients that prove who they are), and a control subscriber's pushes. A
+server of its own, with small connection limits, 1 s of probation, and a stall limit
+long enough that only the push queue can close a subscriber.
+
+Each test's clients connect from addresses of their own in 127.0.0.0/8: on Linux any of
+them reaches the server on 127.0.0.1, and the server counts connections by address.
+"""
 
 from __future__ import annotations
 
@@ -16,20 +21,94 @@ from locara_wyoming.bench.server_process import ServerProcess
 from locara_wyoming.control.hub import MAX_QUEUED_PUSHES
 
 from .support.control_client import control
-from .support.raw_wyoming import Connection, next_event
+from .support.raw_wyoming import (
+    Connection,
+    expect_alive,
+    expect_closed,
+    expect_error,
+    next_event,
+    raw_connection,
+)
 
 pytestmark = pytest.mark.models
 
 CONFIG = """
 [limits]
+max_connections = 8
+max_connections_per_address = 3
+reserved_connections = 3
+probation_s = 1
 stalled_client_s = 300
 """
+UNPROVEN_SHARE = 5  # max_connections - reserved_connections
+PROBATION_S = 1.0
 
 
 @pytest.fixture(scope="module")
 async def limits_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
     async with ServerProcess(tmp_path_factory.mktemp("limits"), CONFIG) as server:
         yield server
+
+
+async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Close the connection and wait for the server's side to close: the server frees a
+    connection's slot before it closes its side, so the next test finds it free."""
+    writer.write_eof()
+    await expect_closed(reader)
+
+
+async def hold(stack: contextlib.AsyncExitStack, server: ServerProcess, source: str) -> Connection:
+    """A connection from `source`, served (it answered a ping), hung up when `stack` ends."""
+    reader, writer = await stack.enter_async_context(raw_connection(server, source))
+    stack.push_async_callback(hang_up, reader, writer)
+    await expect_alive(writer, reader)
+    return reader, writer
+
+
+async def test_one_address_holds_at_most_its_share_and_others_are_served(
+    limits_server: ServerProcess,
+) -> None:
+    server = limits_server
+    async with contextlib.AsyncExitStack() as stack:
+        held = [await hold(stack, server, "127.0.0.2") for _ in range(3)]
+        async with raw_connection(server, "127.0.0.2") as (reader, _writer):
+            error = await expect_error(reader, "busy")
+            assert "127.0.0.2 already holds 3 connections, the most one address may" in error.text
+            await expect_closed(reader)
+        await hold(stack, server, "127.0.0.3")  # another address is served
+        for reader, writer in held:
+            await expect_alive(writer, reader)  # and those the first holds stay
+    assert server.log.matching("Refusing ('127.0.0.2'")
+
+
+async def test_beyond_the_unproven_share_a_connection_must_prove_itself_in_time(
+    limits_server: ServerProcess,
+) -> None:
+    """Strangers hold the 5 slots of the unproven share. A connection beyond it is
+    served, on probation: it cannot authenticate (not there yet), so after 1 s it is
+    closed with `busy`. Had it proved itself (`WyomingConnection.mark_proven`), it
+    would have stayed (tests/test_admission.py). One that is on probation when a slot
+    of the share comes free takes that slot and stays."""
+    server = limits_server
+    loop = asyncio.get_running_loop()
+    async with contextlib.AsyncExitStack() as stack:
+        fillers = [await hold(stack, server, f"127.0.1.{n}") for n in range(UNPROVEN_SHARE)]
+        async with raw_connection(server, "127.0.2.1") as (reader, writer):
+            opened = loop.time()
+            await expect_alive(writer, reader)  # served while on probation
+            error = await expect_error(reader, "busy")
+            waited = loop.time() - opened
+            assert "did not authenticate within 1 s" in error.text, error
+            await expect_closed(reader)
+        assert PROBATION_S * 0.9 < waited < PROBATION_S + 5, waited
+        for reader, writer in fillers:
+            await expect_alive(writer, reader)  # the share's connections stay
+
+        reader, writer = await hold(stack, server, "127.0.2.2")  # on probation: share full
+        await hang_up(*fillers.pop())  # a slot of the share comes free
+        await asyncio.sleep(PROBATION_S * 2)
+        await expect_alive(writer, reader)  # it took that slot
+    assert len(server.log.matching("did not authenticate within 1 s; closing")) == 1
 
 
 def token_of(server: ServerProcess) -> str:

@@ -214,7 +214,7 @@ async def witness_process(server: ServerProcess) -> AsyncIterator[list[WitnessRe
 @pytest.fixture(scope="module")
 async def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
     async with ServerProcess(
-        tmp_path_factory.mktemp("fuzz"), "[limits]\nmax_connections = 8\n"
+        tmp_path_factory.mktemp("fuzz"), "[limits]\nmax_connections = 8\nreserved_connections = 2\n"
     ) as process:
         yield process
 

@@ -16,6 +16,7 @@ temperature = 0.0
 
 [limits]
 max_connections = 12
+reserved_connections = 2
 max_audio_seconds = 20
 max_payload_bytes = 262144
 max_data_bytes = 65536
