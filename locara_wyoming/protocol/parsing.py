@@ -53,20 +53,20 @@ def check_fields(value: object, where: str, wrong_type: type[LocaraError] = BadE
                 f"bad {where!r} event: {name} must be {_describe(hint)}, not {type(item).__name__}"
             )
         if isinstance(item, str):
-            if not item.isascii():  # O(1) in CPython: only other text is encoded
-                _check_text(item, where, name)
+            check_text(item, f"bad {where!r} event: {name}")
         else:
             check_fields(item, f"{where}.{name}", wrong_type)
 
 
-def _check_text(text: str, where: str, name: str) -> None:
+def check_text(text: str, what: str, refusal: type[LocaraError] = BadEvent) -> None:
+    """`refusal` naming `what` unless UTF-8 can carry `text`."""
+    if text.isascii():  # O(1) in CPython: only other text is encoded
+        return
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as error:
         point = ord(text[error.start])
-        raise BadEvent(
-            f"bad {where!r} event: {name} holds a lone surrogate (U+{point:04X}), not text"
-        ) from None
+        raise refusal(f"{what} holds a lone surrogate (U+{point:04X}), not text") from None
 
 
 @functools.cache
