@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -274,6 +275,13 @@ class SecurityConfig(_Section):
 
 class LimitsConfig(_Section):
     max_connections: PositiveInt = 64
+    max_connections_per_address: PositiveInt = 16
+    """More connections from one address get `busy`; unix-socket peers are one address."""
+    reserved_connections: Annotated[int, Field(ge=0, validate_default=True)] = 8
+    """Slots that only connections that proved who they are (authenticated) may hold
+    for longer than `probation_s`: strangers cannot take them all."""
+    probation_s: PositiveFloat = 5.0
+    """How long a connection beyond the unproven share has to prove itself."""
     max_header_bytes: PositiveInt = 16 * 1024
     max_data_bytes: PositiveInt = 256 * 1024
     max_payload_bytes: PositiveInt = 1024 * 1024
@@ -295,6 +303,14 @@ class LimitsConfig(_Section):
     memory_release_s: NonNegativeFloat = 1.0
     """How soon after model work the server hands the memory that work freed back to the
     system (glibc's `malloc_trim`); 0 keeps it, as malloc does by default."""
+
+    @field_validator("reserved_connections")
+    @classmethod
+    def _room_for_strangers(cls, value: int, info: ValidationInfo) -> int:
+        limit = info.data.get("max_connections")
+        if limit is not None and value >= limit:
+            raise ValueError(f"must be less than max_connections ({limit})")
+        return value
 
 
 class ServerConfig(_Section):

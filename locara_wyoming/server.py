@@ -16,6 +16,7 @@ from wyoming.server import AsyncEventHandler, AsyncServer, AsyncStdioServer
 
 from .backends.registry import Backends
 from .config import LocaraConfig
+from .connection.admission import Admission, peer_address
 from .connection.handler import WyomingConnection
 from .control.service import ControlService
 from .conversation.agent import ConversationAgent
@@ -96,24 +97,28 @@ class LocaraServer:
         self._control: ControlService | None = None
         self._server = AsyncServer.from_uri(config.server.uri)
         self._allowed = config.server.allowed_networks()
+        self._admission = Admission(config.limits)
         self.name = instance_name(config.server.zeroconf_name)
 
     def _connect(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> AsyncEventHandler:
         assert self._context is not None and self._control is not None
-        if not client_allowed(writer.get_extra_info("peername"), self._allowed):
+        peer = writer.get_extra_info("peername")
+        if not client_allowed(peer, self._allowed):
             return RefusedConnection(
                 "forbidden", "this address is not in server.allowed_clients", reader, writer
             )
-        limit = self.config.limits.max_connections
-        if len(self.connections) >= limit:
-            reason = f"server is at its limit of {limit} connections"
-            return RefusedConnection("busy", reason, reader, writer)
+        address = peer_address(peer)
+        refusal = self._admission.refusal(address)
+        if refusal is not None:
+            return RefusedConnection("busy", refusal, reader, writer)
         connection = WyomingConnection(
-            self._context, self._control, reader, writer, on_close=self._closed
-        )
+            self._context, self._control, reader, writer,
+            on_close=self._closed, on_proven=self._admission.proven,
+        )  # fmt: skip
         self.connections.add(connection)
+        self._admission.admit(connection, address)
         return connection
 
     async def run(self) -> None:
@@ -211,6 +216,7 @@ class LocaraServer:
 
     def _closed(self, connection: WyomingConnection) -> None:
         self.connections.discard(connection)
+        self._admission.release(connection)
         if not self.connections:
             self._all_closed.set()
 

@@ -12,6 +12,7 @@ from locara_wyoming.audio_format import PcmFormat
 from locara_wyoming.bench import client as wy
 from locara_wyoming.bench.server_process import ServerProcess
 
+from .support.control_client import control
 from .support.raw_wyoming import (
     expect_alive,
     expect_closed,
@@ -233,3 +234,50 @@ async def test_a_token_with_a_lone_surrogate_is_unauthorized(
         assert answer.data["code"] == "unauthorized" and answer.data["request_id"] == "lone"
         await expect_alive(writer, reader)
     assert len(server.log.matching("Traceback")) == tracebacks, server.log[-20:]
+
+
+LONE_SURROGATES = [
+    pytest.param("ping", {"text": "still \ud800 there?"}, id="ping-text"),
+    pytest.param("synthesize", {"text": "Hello \udfff there."}, id="synthesize-text"),
+    pytest.param("transcript", {"text": "\ud800"}, id="transcript-text"),
+]
+
+
+@pytest.mark.parametrize(("event_type", "data"), LONE_SURROGATES)
+async def test_text_with_a_lone_surrogate_is_a_bad_event(
+    server: ServerProcess, event_type: str, data: dict[str, str]
+) -> None:
+    """JSON's `"\\ud800"` (json.dumps writes the escape) is a str that UTF-8 cannot
+    encode: a ping's echo once failed on it with a traceback. Every string field of an
+    event is refused as it is parsed, before any handler uses it."""
+    tracebacks = len(server.log.matching("Traceback"))
+    async with raw_connection(server) as (reader, writer):
+        writer.write(header(type=event_type, data=data))
+        await writer.drain()
+        error = await expect_error(reader, "bad-event")
+        assert "text holds a lone surrogate" in error.text, error
+        await expect_alive(writer, reader)
+    assert len(server.log.matching("Traceback")) == tracebacks, server.log[-20:]
+
+
+async def test_a_satellite_named_with_a_lone_surrogate_stops_no_push(
+    server: ServerProcess,
+) -> None:
+    """A session's name and area go into the pushes to Home Assistant. One with a lone
+    surrogate once killed the subscriber's push writer, silently: the integration got
+    no push again. The request is refused now, and the next satellite is pushed."""
+    token = (server.workdir / "data" / "token").read_text().strip()
+    async with (
+        control(server.host, server.port, token) as hub,
+        raw_connection(server) as (reader, writer),
+    ):
+        odd = {"locara": {"protocol": 1, "name": "den", "area": "Den \udc00"}}
+        writer.write(header(type="run-pipeline", data=odd))
+        await writer.drain()
+        error = await expect_error(reader, "bad-request")
+        assert "run-pipeline area holds a lone surrogate (U+DC00)" in error.text, error
+        plain = {"locara": {"protocol": 1, "name": "surrogate-free"}}
+        await async_write_event(Event("run-pipeline", plain), writer)
+        started = await next_event(reader)
+        assert started is not None and started.type == "locara-session", started
+        await hub.push("locara-satellite", lambda data: data["name"] == "surrogate-free")

@@ -52,6 +52,11 @@ BAD_FILES = [
     ("default_persona = 'bob'\n", "default_persona = 'bob' is not one of the personas"),
     ("[[personas]]\nname = 'a'\n[[personas]]\nname = 'a'\n", "duplicate name 'a'"),
     ("[limits]\nmax_connections = -3\n", "limits.max_connections = -3"),
+    (
+        "[limits]\nmax_connections = 8\n",  # the default reserve of 8 leaves strangers none
+        "limits.reserved_connections = 8: must be less than max_connections (8)",
+    ),
+    ("[limits]\nreserved_connections = -1\n", "limits.reserved_connections = -1"),
     ("[server\nuri = 1\n", "not valid TOML"),
 ]
 

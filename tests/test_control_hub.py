@@ -14,16 +14,25 @@ from locara_wyoming.protocol.control import HomeAnswer, HomeRequest, SatelliteRe
 
 
 class Inbox:
-    """A subscriber's connection: what it was sent, and a switch that stops its reading."""
+    """A subscriber's connection: what it was sent, a switch that stops its reading, and
+    whether the hub closed it."""
 
     def __init__(self) -> None:
         self.events: list[Event] = []
         self.reading = asyncio.Event()
         self.reading.set()
+        self.disconnected = False
 
     async def write(self, event: Event) -> None:
         await self.reading.wait()
         self.events.append(event)
+
+    def disconnect(self) -> None:
+        self.disconnected = True
+
+
+def subscribe(hub: ControlHub, inbox: Inbox) -> None:
+    hub.subscribe("inbox", inbox.write, inbox.disconnect)
 
 
 async def settle() -> None:
@@ -34,8 +43,8 @@ async def settle() -> None:
 async def test_pushes_reach_every_subscriber_in_order() -> None:
     hub = ControlHub()
     first, second = Inbox(), Inbox()
-    hub.subscribe(first.write)
-    hub.subscribe(second.write)
+    subscribe(hub, first)
+    subscribe(hub, second)
     hub.update_satellite(SatelliteRecord(name="kitchen", connected=True))
     hub.update_satellite(SatelliteRecord(name="kitchen", connected=False))
     await settle()
@@ -46,17 +55,18 @@ async def test_pushes_reach_every_subscriber_in_order() -> None:
     await hub.close()
 
 
-async def test_a_subscriber_that_falls_behind_is_dropped_and_others_go_on() -> None:
+async def test_a_subscriber_that_falls_behind_is_disconnected_and_others_go_on() -> None:
     hub = ControlHub()
     stuck, reader = Inbox(), Inbox()
     stuck.reading.clear()
-    hub.subscribe(stuck.write)
-    hub.subscribe(reader.write)
+    subscribe(hub, stuck)
+    subscribe(hub, reader)
     for number in range(MAX_QUEUED_PUSHES + 2):
         hub.update_satellite(SatelliteRecord(name=f"room-{number}"))
         await asyncio.sleep(0)
     await settle()
     assert len(reader.events) == MAX_QUEUED_PUSHES + 2
+    assert stuck.disconnected and not reader.disconnected
     hub.update_satellite(SatelliteRecord(name="after"))
     stuck.reading.set()
     await settle()
@@ -69,7 +79,7 @@ async def test_home_questions_get_the_answer_with_their_id() -> None:
     hub = ControlHub()
     assert await hub.ask_home("lights on", "en", "kitchen", "Kitchen", "c1") is None  # nobody
     inbox = Inbox()
-    hub.subscribe(inbox.write)
+    subscribe(hub, inbox)
     asked = asyncio.create_task(hub.ask_home("lights on", "en", "kitchen", "Kitchen", "c1"))
     await settle()
     request = HomeRequest.from_event(inbox.events[-1])
@@ -92,6 +102,6 @@ async def test_a_home_question_without_an_answer_times_out(
 ) -> None:
     monkeypatch.setattr(hub_module, "HOME_ANSWER_TIMEOUT_S", 0.05)
     hub = ControlHub()
-    hub.subscribe(Inbox().write)
+    subscribe(hub, Inbox())
     assert await hub.ask_home("lights on", "en", "kitchen", None, "c1") is None
     await hub.close()

@@ -258,7 +258,7 @@ async def witness_process(server: ServerProcess) -> AsyncIterator[list[WitnessRe
 async def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
     async with ServerProcess(
         tmp_path_factory.mktemp("fuzz"),
-        "[limits]\nmax_connections = 8\n[security]\nopen_satellites = true\n",
+        "[limits]\nmax_connections = 8\nreserved_connections = 2\n",
     ) as process:
         yield process
 

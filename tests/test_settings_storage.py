@@ -129,6 +129,35 @@ async def test_a_settings_write_that_fails_keeps_the_old_settings(
     assert not server.log.matching("Traceback")
 
 
+async def test_a_backend_started_for_settings_that_cannot_be_saved_is_stopped(
+    storage_server: tuple[ServerProcess, Storage],
+) -> None:
+    """A change that names a backend starts it before the settings are saved (so that a
+    backend that cannot start refuses the change); when the save then fails, the server
+    is left as before the change, without that backend loaded. `voice-pipeline-spare`
+    is a pipeline on the server's own stages: it starts without loading a model."""
+    server, storage = storage_server
+    spare = "voice-pipeline-spare"
+    room = {"satellite": "attic", "backend": spare}
+    async with hub_of(server) as hub:
+        assert spare not in hub.state["server"]["backends"]
+        storage.fail()
+        try:
+            refused = await hub.request("locara-settings", settings={"rooms": [room]})
+            assert refused.type == "error", refused.data
+            assert refused.data["code"] == "storage-failed", refused.data
+        finally:
+            storage.restore()
+
+    async with hub_of(server) as hub:
+        assert spare not in hub.state["server"]["backends"]  # not loaded
+        assert spare not in hub.state["options"]["backends"]  # nor named anywhere
+        assert hub.state["settings"]["rooms"] == []
+    assert server.log.matching(f"Starting {spare} for the new settings")
+    assert server.log.matching(f"Stopped {spare}: the settings that named it were not saved")
+    assert not server.log.matching("Traceback")
+
+
 async def test_text_that_is_not_unicode_is_a_bad_request(
     storage_server: tuple[ServerProcess, Storage],
 ) -> None:

@@ -52,11 +52,15 @@ class WyomingConnection(AsyncEventHandler):
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         on_close: Callable[[WyomingConnection], None] | None = None,
+        on_proven: Callable[[WyomingConnection], None] | None = None,
     ) -> None:
         super().__init__(reader, writer)
         self.context = context
         self.peer = writer.get_extra_info("peername")
         self._on_close = on_close
+        self._on_proven = on_proven
+        self._proven = False
+        self._dismissal: asyncio.Task[None] | None = None  # held: the loop holds tasks weakly
         limits = context.config.limits
         self._limits = ReadLimits(
             limits.max_header_bytes, limits.max_data_bytes, limits.max_payload_bytes
@@ -67,9 +71,12 @@ class WyomingConnection(AsyncEventHandler):
         self._last_activity = time.monotonic()
         self._control_service = control
         self.auth = ServerHandshake(
-            context.security, reader, writer, self.write_event, self._proven, self.peer
+            context.security, reader, writer, self.write_event, self._proved, self.peer
         )
-        self._control = ControlClient(self.write_event)
+        # The transport changes when TLS starts: abort whichever is current.
+        self._control = ControlClient(
+            str(self.peer), self.write_event, lambda: self.writer.transport.abort()
+        )
         self.session = SessionEndpoint(
             context.sessions, context.backends, self.write_event,
             lambda: context.config.limits.stalled_client_s, self._not_played,
@@ -88,6 +95,32 @@ class WyomingConnection(AsyncEventHandler):
             **self.session.handlers(),
             **dict.fromkeys(CONTROL_TYPES, self._control_event),
         }
+
+    # -- who it is -------------------------------------------------------------------
+
+    @property
+    def proven(self) -> bool:
+        """Whether the peer proved who it is. Until it has, the connection counts against
+        the slots strangers may hold (connection/admission.py)."""
+        return self._proven
+
+    def mark_proven(self) -> None:
+        """The peer proved who it is: the authentication calls this when it succeeds.
+        The connection then holds a slot of its own (and leaves probation)."""
+        if self._proven:
+            return
+        self._proven = True
+        if self._on_proven is not None:
+            self._on_proven(self)
+
+    def dismiss(self, error: LocaraError) -> None:
+        """Tell the peer why, and close the connection (its probation ended)."""
+        _LOGGER.warning("%s: %s; closing", self.peer, error.text)
+        self._dismissal = asyncio.create_task(self._close_with(error), name=f"close {self.peer}")
+
+    async def _close_with(self, error: LocaraError) -> None:
+        await self._send_error(error)
+        self.writer.transport.abort()  # even with a peer that does not read
 
     # -- reading ---------------------------------------------------------------------
 
@@ -218,8 +251,9 @@ class WyomingConnection(AsyncEventHandler):
 
     # -- small handlers ----------------------------------------------------------------
 
-    def _proven(self, principal: Principal) -> None:
+    def _proved(self, principal: Principal) -> None:
         self._control.principal = principal
+        self.mark_proven()
 
     async def _pong(self, event: Event) -> None:
         await self.write_event(Pong(text=parse_event(Ping, event).text).event())

@@ -2,8 +2,9 @@
 the questions the server asks Home Assistant.
 
 Pushes never wait for a subscriber: each has a bounded queue written by a task of its
-own; one that falls `MAX_QUEUED_PUSHES` behind is dropped (it reconnects and gets
-the whole state again).
+own. One that falls `MAX_QUEUED_PUSHES` behind has its connection closed: left open
+without its pushes, it would go on as if it knew the server's state; closed, Home
+Assistant's integration reconnects and gets the whole state again.
 """
 
 from __future__ import annotations
@@ -26,9 +27,17 @@ HOME_ANSWER_TIMEOUT_S = 5.0
 
 
 class Subscriber:
-    def __init__(self, write: WriteEvent, on_lost: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        name: str,
+        write: WriteEvent,
+        disconnect: Callable[[], None],
+        on_lost: Callable[[], None],
+    ) -> None:
+        self.name = name
         self._queue: asyncio.Queue[Event] = asyncio.Queue(MAX_QUEUED_PUSHES)
         self._write = write
+        self._disconnect = disconnect
         self._on_lost = on_lost
         self._task = asyncio.create_task(self._send(), name="control pushes")
 
@@ -47,6 +56,11 @@ class Subscriber:
         except (ConnectionError, OSError):
             self._on_lost()
 
+    def drop(self) -> None:
+        """Close the subscriber's connection and send it nothing more."""
+        self._disconnect()
+        self._task.cancel()
+
     async def close(self) -> None:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -63,14 +77,16 @@ class ControlHub:
     def subscribed(self) -> bool:
         return bool(self._subscribers)
 
-    def subscribe(self, write: WriteEvent) -> Subscriber:
+    def subscribe(self, name: str, write: WriteEvent, disconnect: Callable[[], None]) -> Subscriber:
+        """A new subscriber: `name` says who it is in the log, `write` sends it an event,
+        `disconnect` closes its connection (when it falls behind)."""
         subscriber: Subscriber | None = None
 
         def lost() -> None:
             if subscriber is not None:
                 self._subscribers.discard(subscriber)
 
-        subscriber = Subscriber(write, lost)
+        subscriber = Subscriber(name, write, disconnect, lost)
         self._subscribers.add(subscriber)
         return subscriber
 
@@ -82,9 +98,12 @@ class ControlHub:
         event = message.event()
         for subscriber in list(self._subscribers):
             if not subscriber.push(event):
-                _LOGGER.warning("A control connection fell behind; it gets no more pushes")
+                _LOGGER.warning(
+                    "Control connection %s fell %d pushes behind; closing it (it reconnects "
+                    "and gets the whole state again)", subscriber.name, MAX_QUEUED_PUSHES,
+                )  # fmt: skip
                 self._subscribers.discard(subscriber)
-                asyncio.get_running_loop().create_task(subscriber.close())
+                subscriber.drop()
 
     def update_satellite(self, record: SatelliteRecord) -> None:
         self.satellites[record.name] = record

@@ -99,7 +99,10 @@ SettingsPatch = Callable[[dict[str, Any]], dict[str, Any]]
 class ControlClient:
     """What the control channel keeps of one connection."""
 
+    peer: str
     write: WriteEvent
+    disconnect: Callable[[], None]
+    """Closes the connection at once (a subscriber that fell behind)."""
     subscriber: Subscriber | None = None
     principal: Principal = STRANGER
     """Who the connection proved to be (security/handshake.py)."""
@@ -168,8 +171,9 @@ class ControlService:
         match request:
             case Subscribe():
                 if client.subscriber is None:
-                    client.subscriber = self.hub.subscribe(client.write)
-                    _LOGGER.info("Control connection from %s subscribed", request.client or "?")
+                    name = f"{request.client or '?'} at {client.peer}"
+                    client.subscriber = self.hub.subscribe(name, client.write, client.disconnect)
+                    _LOGGER.info("Control connection %s subscribed", name)
                 return self.state(request.request_id).event()
             case ChangeSettings():
                 settings = await self.change_settings(request.settings)
@@ -244,8 +248,12 @@ class ControlService:
             except ConfigError as error:
                 raise BadRequest(str(error)) from None
             self._check_voices(changed)
-            await self._start_new_backends(changed)
-            self.settings_file.save(changed)
+            started = await self._start_new_backends(changed)
+            try:
+                self.settings_file.save(changed)
+            except StorageFailed:
+                await self._stop_backends(started)
+                raise
             previous, context.config = context.config, changed
             _LOGGER.info("Settings changed: %s", ", ".join(sorted(changes)))
             await context.sessions.apply_settings(previous, changed)
@@ -260,8 +268,10 @@ class ControlService:
             except VoiceNotFoundError as error:
                 raise BadRequest(f"persona {persona.name!r}: {error}") from None
 
-    async def _start_new_backends(self, config: LocaraConfig) -> None:
+    async def _start_new_backends(self, config: LocaraConfig) -> list[str]:
+        """Start the backends `config` names that are not loaded; the ids started."""
         backends = self.context.backends
+        started: list[str] = []
         for model_id in sorted(set(configured_backends(config).values())):
             if backends.loaded(model_id):
                 continue
@@ -271,6 +281,14 @@ class ControlService:
             except Exception as error:
                 await backends.discard(model_id)
                 raise BadRequest(f"cannot start {model_id}: {error}") from None
+            started.append(model_id)
+        return started
+
+    async def _stop_backends(self, model_ids: list[str]) -> None:
+        """Stop backends started for a change that was not made: the server as before."""
+        for model_id in model_ids:
+            await self.context.backends.discard(model_id)
+            _LOGGER.info("Stopped %s: the settings that named it were not saved", model_id)
 
     # -- enrolment ------------------------------------------------------------------
 

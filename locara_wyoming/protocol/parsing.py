@@ -4,7 +4,8 @@ The `wyoming` package's `from_event` trusts its input: a missing field is a KeyE
 and a field of the wrong type goes through unnoticed until it breaks something far
 away. `parse_event` refuses both at once, as `BadEvent`, so that a handler works on
 fields of the types its dataclass declares, and any other exception that escapes a
-handler is known to be a bug of ours.
+handler is known to be a bug of ours. A string field must be text UTF-8 can carry: JSON
+may hold a lone surrogate (`"\\ud800"`), which no answer, log file or model takes.
 """
 
 from __future__ import annotations
@@ -51,7 +52,21 @@ def check_fields(value: object, where: str, wrong_type: type[LocaraError] = BadE
             raise wrong_type(
                 f"bad {where!r} event: {name} must be {_describe(hint)}, not {type(item).__name__}"
             )
-        check_fields(item, f"{where}.{name}", wrong_type)
+        if isinstance(item, str):
+            check_text(item, f"bad {where!r} event: {name}")
+        else:
+            check_fields(item, f"{where}.{name}", wrong_type)
+
+
+def check_text(text: str, what: str, refusal: type[LocaraError] = BadEvent) -> None:
+    """`refusal` naming `what` unless UTF-8 can carry `text`."""
+    if text.isascii():  # O(1) in CPython: only other text is encoded
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        point = ord(text[error.start])
+        raise refusal(f"{what} holds a lone surrogate (U+{point:04X}), not text") from None
 
 
 @functools.cache

@@ -18,6 +18,7 @@ from wyoming.event import Event, Eventable
 
 from ..audio_format import PcmFormat
 from ..errors import BadRequest
+from .parsing import check_text
 
 PROTOCOL_VERSION = 1
 REQUEST_KEY = "locara"
@@ -91,6 +92,13 @@ class SessionRequest:
             raise SessionRequestError("area must be a string")
         if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):
             raise SessionRequestError("capabilities must be a list of strings")
+        for key, text in [
+            ("name", name),
+            ("area", area or ""),
+            *(("capabilities", c) for c in capabilities),
+        ]:
+            # Pushed to Home Assistant and logged: a lone surrogate once stopped the pushes.
+            check_text(text, f"run-pipeline {key}", SessionRequestError)
         resume = data.get("resume")
         if resume is not None and not (
             isinstance(resume, str) and len(resume) == 32 and resume.isalnum()

@@ -17,8 +17,13 @@ Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 @contextlib.asynccontextmanager
-async def raw_connection(server: ServerProcess) -> AsyncIterator[Connection]:
-    reader, writer = await asyncio.open_connection(server.host, server.port)
+async def raw_connection(
+    server: ServerProcess, source: str | None = None
+) -> AsyncIterator[Connection]:
+    """A connection to `server`, from the address `source` if given (on Linux, any of
+    127.0.0.0/8 reaches a server on 127.0.0.1)."""
+    local = (source, 0) if source is not None else None
+    reader, writer = await asyncio.open_connection(server.host, server.port, local_addr=local)
     try:
         yield reader, writer
     finally:

@@ -21,6 +21,7 @@ open_satellites = true
 
 [limits]
 max_connections = 12
+reserved_connections = 2
 max_audio_seconds = 20
 max_payload_bytes = 262144
 max_data_bytes = 65536
