@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from homeassistant.components.select import SelectEntity, SelectEntityDescription
+from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -25,11 +26,18 @@ class LocaraSelectDescription(SelectEntityDescription):
 
 SATELLITE_SELECTS = (
     # `key` is also the setting's name in a `rooms` entry and in the satellite's record.
+    # Settings of the room: configuration entities, under the device's "Configuration".
     LocaraSelectDescription(
-        key="backend", translation_key="backend", options_fn=lambda state: state.backends
+        key="backend",
+        translation_key="backend",
+        entity_category=EntityCategory.CONFIG,
+        options_fn=lambda state: state.backends,
     ),
     LocaraSelectDescription(
-        key="persona", translation_key="persona", options_fn=lambda state: state.personas
+        key="persona",
+        translation_key="persona",
+        entity_category=EntityCategory.CONFIG,
+        options_fn=lambda state: state.personas,
     ),
 )
 

@@ -12,7 +12,7 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
-from homeassistant.const import UnitOfTime
+from homeassistant.const import EntityCategory, UnitOfTime
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -50,12 +50,14 @@ SERVER_SENSORS: tuple[LocaraSensorDescription[ServerStatus], ...] = (
     LocaraSensorDescription(
         key="sessions_active",
         translation_key="sessions_active",
+        entity_category=EntityCategory.DIAGNOSTIC,
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda server: server.sessions_active,
     ),
     LocaraSensorDescription(
         key="last_latency",
         translation_key="last_latency",
+        entity_category=EntityCategory.DIAGNOSTIC,
         device_class=SensorDeviceClass.DURATION,
         native_unit_of_measurement=UnitOfTime.MILLISECONDS,
         state_class=SensorStateClass.MEASUREMENT,
@@ -65,6 +67,7 @@ SERVER_SENSORS: tuple[LocaraSensorDescription[ServerStatus], ...] = (
     LocaraSensorDescription(
         key="backend_health",
         translation_key="backend_health",
+        entity_category=EntityCategory.DIAGNOSTIC,
         device_class=SensorDeviceClass.ENUM,
         options=["ok", "degraded"],
         value_fn=lambda server: "degraded" if unhealthy_backends(server) else "ok",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
+from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -15,7 +16,9 @@ from .entity import LocaraSatelliteEntity
 
 PARALLEL_UPDATES = 0
 
-MUTE = SwitchEntityDescription(key="mute", translation_key="mute")
+MUTE = SwitchEntityDescription(
+    key="mute", translation_key="mute", entity_category=EntityCategory.CONFIG
+)
 
 
 async def async_setup_entry(

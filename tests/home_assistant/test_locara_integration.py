@@ -22,7 +22,7 @@ from homeassistant.config_entries import (
     ConfigEntryState,
     ConfigFlowResult,
 )
-from homeassistant.const import STATE_UNAVAILABLE
+from homeassistant.const import STATE_UNAVAILABLE, EntityCategory
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import ServiceValidationError
@@ -149,6 +149,11 @@ async def test_the_server_is_a_device_with_its_sensors(
     assert health.attributes["unhealthy_backends"] == []
     latency = entity_id(hass, "sensor", f"{sid}-last_latency")
     assert hass.states.get(latency) is not None
+    # The server's health, latency and sessions are diagnostics, not controls.
+    registry = er.async_get(hass)
+    for key in ("sessions_active", "backend_health", "last_latency"):
+        registered = registry.async_get(entity_id(hass, "sensor", f"{sid}-{key}"))
+        assert registered is not None and registered.entity_category is EntityCategory.DIAGNOSTIC
 
 
 async def test_a_satellite_that_connects_gets_entities_that_change_its_settings(
@@ -244,6 +249,12 @@ async def test_a_new_satellites_transcript_sensor_is_registered_but_disabled(
         assert registered is not None
         assert registered.disabled_by is er.RegistryEntryDisabler.INTEGRATION
         assert hass.states.get(transcript) is None
+        # The room's settings are configuration entities; its state is its main sensor.
+        for key, platform in (("backend", "select"), ("persona", "select"), ("mute", "switch")):
+            setting = er.async_get(hass).async_get(entity_id(hass, platform, f"{sid}:study-{key}"))
+            assert setting is not None and setting.entity_category is EntityCategory.CONFIG, key
+        state = er.async_get(hass).async_get(entity_id(hass, "sensor", f"{sid}:study-state"))
+        assert state is not None and state.entity_category is None
 
 
 async def test_two_mute_switches_turned_on_at_the_same_moment_both_mute(
