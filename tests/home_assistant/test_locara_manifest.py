@@ -1,5 +1,6 @@
-"""Which zeroconf records Home Assistant hands to the Locara integration, decided by Home
-Assistant's own discovery code from our manifest's matcher."""
+"""Our manifest, as Home Assistant reads it: which zeroconf records it hands to the
+Locara integration (decided by Home Assistant's own discovery code from our matcher), and
+a requirement that takes the `wyoming` its own Wyoming integration pins."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from unittest.mock import MagicMock, patch
 
 from homeassistant.components.zeroconf.discovery import ZeroconfDiscovery
 from homeassistant.core import HomeAssistant
-from homeassistant.loader import async_get_zeroconf
+from homeassistant.loader import async_get_integration, async_get_zeroconf
+from packaging.requirements import Requirement
 from zeroconf.asyncio import AsyncServiceInfo
 
 from custom_components.locara.const import DOMAIN
@@ -50,3 +52,22 @@ async def test_zeroconf_matcher_takes_locara_servers_and_no_other_wyoming_servic
         "faster-whisper": {"wyoming"},
         "my-locara": {"wyoming"},
     }
+
+
+async def test_the_wyoming_requirement_takes_what_home_assistant_pins(hass: HomeAssistant) -> None:
+    """A pin of our own would make Home Assistant install a second version, or refuse us,
+    the day its Wyoming integration moves on."""
+    ours = [
+        Requirement(text)
+        for text in (await async_get_integration(hass, DOMAIN)).requirements
+        if Requirement(text).name == "wyoming"
+    ]
+    theirs = [
+        Requirement(text)
+        for text in (await async_get_integration(hass, "wyoming")).requirements
+        if Requirement(text).name == "wyoming"
+    ]
+    assert len(ours) == 1 and len(theirs) == 1, (ours, theirs)
+    pinned = str(next(iter(theirs[0].specifier)).version)
+    assert ours[0].specifier.contains(pinned), f"{ours[0]} refuses {theirs[0]}"
+    assert str(ours[0].specifier) != f"=={pinned}", "a range, not a pin"
