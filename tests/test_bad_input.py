@@ -12,7 +12,7 @@ from locara_wyoming.audio_format import PcmFormat
 from locara_wyoming.bench import client as wy
 from locara_wyoming.bench.server_process import ServerProcess
 
-from .support.control_client import control
+from .support.control_client import control, token_of
 from .support.raw_wyoming import (
     expect_alive,
     expect_closed,
@@ -266,7 +266,7 @@ async def test_a_satellite_named_with_a_lone_surrogate_stops_no_push(
     """A session's name and area go into the pushes to Home Assistant. One with a lone
     surrogate once killed the subscriber's push writer, silently: the integration got
     no push again. The request is refused now, and the next satellite is pushed."""
-    token = (server.workdir / "data" / "token").read_text().strip()
+    token = token_of(server)
     async with (
         control(server.host, server.port, token) as hub,
         raw_connection(server) as (reader, writer),

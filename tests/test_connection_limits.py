@@ -22,7 +22,7 @@ from locara_wyoming.bench.server_process import ServerProcess
 from locara_wyoming.control.hub import MAX_QUEUED_PUSHES
 from locara_wyoming.protocol.auth import ROLE_CONTROL, SecureTcpClient, token_key
 
-from .support.control_client import control
+from .support.control_client import control, token_of
 from .support.raw_wyoming import (
     Connection,
     expect_alive,
@@ -113,10 +113,6 @@ async def test_beyond_the_unproven_share_a_connection_must_prove_itself_in_time(
         await asyncio.sleep(PROBATION_S * 2)
         await expect_alive(writer, reader)  # it took that slot
     assert len(server.log.matching("did not authenticate within 1 s; closing")) == 1
-
-
-def token_of(server: ServerProcess) -> str:
-    return (server.workdir / "data" / "token").read_text().strip()
 
 
 class SmallWindowClient(SecureTcpClient):

@@ -25,7 +25,7 @@ from locara_wyoming.config import LocaraConfig, PersonaConfig
 from locara_wyoming.control.settings import SettingsFile
 from locara_wyoming.protocol.session import SessionRequest
 
-from .support.control_client import control
+from .support.control_client import control, token_of
 from .support.rooms import satellite
 from .support.servers import TEST_CONFIG
 from .support.speech import Speech
@@ -47,10 +47,6 @@ home_control = "llm_only"
 async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
     async with ServerProcess(tmp_path_factory.mktemp("control"), CONFIG) as process:
         yield process
-
-
-def token_of(server: ServerProcess) -> str:
-    return (server.workdir / "data" / "token").read_text().strip()
 
 
 @pytest.mark.models

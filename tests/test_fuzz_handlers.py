@@ -46,6 +46,7 @@ from locara_wyoming.protocol.auth import (
     token_key,
 )
 
+from .support.control_client import token_of
 from .support.strategies import json_values
 
 pytestmark = pytest.mark.models
@@ -267,7 +268,7 @@ async def test_any_events_in_any_order_leave_the_server_and_other_sessions_well(
     fuzz_server: ServerProcess,
 ) -> None:
     server = psutil.Process(fuzz_server.pid)
-    token = (fuzz_server.workdir / "data" / "token").read_text().strip()
+    token = token_of(fuzz_server)
     rss_start = server.memory_info().rss
     answered = {"error": 0, "closed": 0, "total": 0}
 

@@ -17,7 +17,7 @@ from faster_whisper import WhisperModel
 from locara_wyoming.bench.server_process import ServerProcess
 from locara_wyoming.bench.utterances import write_wav
 
-from .support.control_client import control
+from .support.control_client import control, token_of
 from .support.enrolment import enrol
 from .support.satellite_process import (
     SATELLITE_PYTHON,
@@ -32,10 +32,6 @@ from .support.servers import TEST_CONFIG
 from .support.speech import Speech
 
 pytestmark = pytest.mark.models
-
-
-def token_of(server: ServerProcess) -> str:
-    return (server.workdir / "data" / "token").read_text().strip()
 
 
 async def session_record(server: ServerProcess, session_id: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import pytest
 
 from locara_wyoming.bench.server_process import ServerProcess
 
-from .support.control_client import ControlClient, control
+from .support.control_client import ControlClient, control, token_of
 
 pytestmark = pytest.mark.models
 
@@ -82,10 +82,6 @@ async def storage_server(
             yield server, storage
     finally:
         storage.release()
-
-
-def token_of(server: ServerProcess) -> str:
-    return (server.workdir / "data" / "token").read_text().strip()
 
 
 @contextlib.asynccontextmanager

@@ -37,7 +37,7 @@ from locara_wyoming.protocol.auth import (
 )
 from locara_wyoming.protocol.session import SessionStarted
 
-from .support.control_client import control
+from .support.control_client import control, token_of
 from .support.enrolment import enrol, satellites_command
 from .support.prompt_tap import PromptTap
 from .support.raw_wyoming import (
@@ -69,10 +69,6 @@ async def closed_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
 async def open_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
     async with ServerProcess(tmp_path_factory.mktemp("open"), OPEN) as server:
         yield server
-
-
-def token_of(server: ServerProcess) -> str:
-    return (server.workdir / "data" / "token").read_text().strip()
 
 
 def run_pipeline(name: str, resume: str | None = None) -> Event:

@@ -18,7 +18,7 @@ from locara_wyoming.client.playback import ReplyPlayback
 from locara_wyoming.client.scripted import ScriptedSatellite
 from locara_wyoming.protocol.session import SatelliteState
 
-from .support.control_client import control
+from .support.control_client import control, token_of
 from .support.prompt_tap import PromptTap
 from .support.rooms import satellite
 from .support.speech import Speech, wer
@@ -125,7 +125,7 @@ async def test_status_lists_each_session_with_what_its_satellite_says(
     async def sessions() -> list[dict[str, object]]:
         """Every session, as Home Assistant's proven connection is told (a stranger is
         told none: tests/test_trust.py)."""
-        token = (server.workdir / "data" / "token").read_text().strip()
+        token = token_of(server)
         async with control(server.host, server.port, token) as hub:
             return list((await hub.status())["sessions"])
 

@@ -13,9 +13,16 @@ from typing import Any
 
 from wyoming.event import Event
 
+from locara_wyoming.bench.server_process import ServerProcess
 from locara_wyoming.protocol.auth import ROLE_CONTROL, SecureTcpClient, token_key
+from locara_wyoming.security.identity import read_token
 
 HomeAnswerer = Callable[[dict[str, Any]], Awaitable[tuple[bool, str | None]]]
+
+
+def token_of(server: ServerProcess) -> str:
+    """The server's token, as whoever installs it copies it into Home Assistant."""
+    return read_token(server.workdir / "data")
 
 
 class ControlClient:
