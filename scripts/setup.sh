@@ -10,9 +10,12 @@
 #                             wyoming 1.7.2, on Python >= 3.13.2 (built once by
 #                             scripts/build-python.sh, or PYTHON_HA=/path/to/python3.13),
 #                             for the tests in tests/home_assistant
+#   scripts/setup.sh ha-oldest  .venv-ha-oldest: the same for the oldest Home Assistant
+#                             the integration supports (hacs.json), 2025.8.0
 #   scripts/setup.sh test     the server plus everything the test suite needs (the
 #                             stock chain the voice benchmark compares with, Moshi, and
-#                             .venv-satellite, .venv-mlx and .venv-ha, which the tests run)
+#                             .venv-satellite, .venv-mlx, .venv-ha and .venv-ha-oldest,
+#                             which the tests run)
 #   scripts/setup.sh fast     the base install and the test runner, no model (under a
 #                             minute), for `make test-fast`; a .venv that `test` set up
 #                             already holds it and is used as it is
@@ -22,11 +25,11 @@ cd "$(dirname "$0")/.."
 what=${1:-server}
 case "$what" in
   server) extras="server" ;;
-  satellite|mlx|ha) extras="" ;;
+  satellite|mlx|ha|ha-oldest) extras="" ;;
   moshi) extras="server,moshi" ;;
   test) extras="server,moshi,bench,satellite,test,test-models,lint" ;;
   fast) extras="test" ;;
-  *) echo "usage: scripts/setup.sh [server|satellite|moshi|mlx|ha|test|fast]" >&2; exit 2 ;;
+  *) echo "usage: scripts/setup.sh [server|satellite|moshi|mlx|ha|ha-oldest|test|fast]" >&2; exit 2 ;;
 esac
 
 python=${PYTHON:-}
@@ -75,23 +78,32 @@ install_mlx() {
   "$venv/bin/python" -m pip install --quiet -e .
 }
 
-# Home Assistant's tests run on its own Python (2026.2 needs >= 3.13.2) in .venv-ha. The
-# test plugin pins Home Assistant; Home Assistant's own package_constraints.txt (from its
-# wheel) keeps pip from backtracking through its hundreds of pins. Besides Home Assistant:
-# the wyoming version its built-in integration requires, and the requirements of the
-# components that integration loads (phcc skips Home Assistant's own pip installs).
-HA_VERSION=2026.2.3
-HA_PLUGIN=pytest-homeassistant-custom-component==0.13.316
-HA_PACKAGES=(
-  "homeassistant==$HA_VERSION" "$HA_PLUGIN" "wyoming==1.7.2"
+# Home Assistant's tests run on its own Python (2025.8 and later need >= 3.13.2), twice:
+# in .venv-ha on the newest Home Assistant the registry serves, and in .venv-ha-oldest on
+# the oldest the integration supports (hacs.json's "homeassistant"; docs/home-assistant.md
+# says why that one). Each gets the test plugin release made for it, which pins it. Home
+# Assistant's own package_constraints.txt (from its wheel) keeps pip from backtracking
+# through its hundreds of pins; the wyoming version comes from the same wheel, as its
+# built-in Wyoming integration's manifest requires it. Besides those: the requirements of
+# the components that integration loads (phcc skips Home Assistant's own pip installs).
+HA_NEWEST=2026.2.3
+HA_NEWEST_PLUGIN=0.13.316
+HA_OLDEST=$("$python" -c 'import json; print(json.load(open("hacs.json"))["homeassistant"])')
+HA_OLDEST_PLUGIN=0.13.269  # the release that pins $HA_OLDEST: bump the two together
+# What newer releases broke in the oldest one's unpinned dependencies: aiodns 3.5.0 (its
+# pin) allows pycares 5, which dropped names it uses, so aiohttp fails to import.
+HA_OLDEST_PINS=("pycares<5")
+HA_EXTRA_PACKAGES=(
   # what wyoming's dependencies (assist_pipeline, assist_satellite, conversation, ffmpeg,
   # tts) require, at the versions the constraints file pins, which are their manifests'
   pymicro-vad pyspeex-noise hassil home-assistant-intents ha-ffmpeg mutagen
   # type-checks custom_components/locara against Home Assistant itself (make lint-ha)
   "mypy>=1.11"
 )
+# install_ha VENV HA_VERSION PLUGIN_VERSION [PIN…]
 install_ha() {
-  local venv=$1
+  local venv=$1 version=$2 plugin=$3
+  local pins=("${@:4}")
   if ! "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 13, 2))' 2>/dev/null; then
     local py=${PYTHON_HA:-}
     if [ -z "$py" ]; then
@@ -99,39 +111,52 @@ install_ha() {
       py=$(scripts/build-python.sh | tail -n 1)
     fi
     "$py" -c 'import sys; sys.exit(sys.version_info < (3, 13, 2))' || {
-      echo "Home Assistant $HA_VERSION needs Python 3.13.2 or newer; $py is older" >&2; exit 2; }
+      echo "Home Assistant $version needs Python 3.13.2 or newer; $py is older" >&2; exit 2; }
     rm -rf "$venv"
     "$py" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --upgrade pip
   fi
-  local constraints=$venv/homeassistant-$HA_VERSION-constraints.txt
-  if [ ! -s "$constraints" ]; then
+  local constraints=$venv/homeassistant-$version-constraints.txt
+  local wyoming=$venv/homeassistant-$version-wyoming.txt
+  if [ ! -s "$constraints" ] || [ ! -s "$wyoming" ]; then
     local work
     work=$(mktemp -d)
-    "$venv/bin/python" -m pip download --quiet --no-deps -d "$work" "homeassistant==$HA_VERSION"
-    "$venv/bin/python" - "$work"/homeassistant-*.whl "$constraints" <<'PY'
-import sys, zipfile
+    "$venv/bin/python" -m pip download --quiet --no-deps -d "$work" "homeassistant==$version"
+    "$venv/bin/python" - "$work"/homeassistant-*.whl "$constraints" "$wyoming" <<'PY'
+import json, sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as wheel:
-    data = wheel.read("homeassistant/package_constraints.txt")
-open(sys.argv[2], "wb").write(data)
+    constraints = wheel.read("homeassistant/package_constraints.txt")
+    manifest = json.loads(wheel.read("homeassistant/components/wyoming/manifest.json"))
+(pin,) = [r for r in manifest["requirements"] if r.startswith("wyoming==")]
+open(sys.argv[2], "wb").write(constraints)
+open(sys.argv[3], "w").write(pin + "\n")
 PY
     rm -rf "$work"
   fi
+  local packages=(
+    "homeassistant==$version" "pytest-homeassistant-custom-component==$plugin"
+    "$(cat "$wyoming")" "${HA_EXTRA_PACKAGES[@]}" "${pins[@]}"
+  )
   # pip takes half a minute to re-resolve Home Assistant's tree: skip it when this exact
   # list is already installed.
   local stamp=$venv/.locara-ha-packages
-  if [ "$(cat "$stamp" 2>/dev/null)" = "${HA_PACKAGES[*]}" ] \
+  if [ "$(cat "$stamp" 2>/dev/null)" = "${packages[*]}" ] \
     && "$venv/bin/python" -c 'import homeassistant, pytest_homeassistant_custom_component, wyoming' 2>/dev/null; then
     return 0
   fi
-  echo "Installing Home Assistant $HA_VERSION and its test plugin into $venv (a few minutes the first time)…"
-  "$venv/bin/python" -m pip install --quiet -c "$constraints" "${HA_PACKAGES[@]}"
-  echo "${HA_PACKAGES[*]}" > "$stamp"
+  echo "Installing Home Assistant $version and its test plugin into $venv (a few minutes the first time)…"
+  "$venv/bin/python" -m pip install --quiet -c "$constraints" "${packages[@]}"
+  echo "${packages[*]}" > "$stamp"
 }
 
 if [ "$what" = ha ]; then
-  install_ha "${VENV:-.venv-ha}"
+  install_ha "${VENV:-.venv-ha}" "$HA_NEWEST" "$HA_NEWEST_PLUGIN"
   echo "Ready: ${VENV:-.venv-ha}"
+  exit 0
+fi
+if [ "$what" = ha-oldest ]; then
+  install_ha "${VENV:-.venv-ha-oldest}" "$HA_OLDEST" "$HA_OLDEST_PLUGIN" "${HA_OLDEST_PINS[@]}"
+  echo "Ready: ${VENV:-.venv-ha-oldest}"
   exit 0
 fi
 if [ "$what" = fast ]; then
@@ -152,7 +177,8 @@ fi
 if [ "$what" = test ]; then
   install_satellite .venv-satellite
   install_mlx .venv-mlx
-  install_ha .venv-ha
+  install_ha .venv-ha "$HA_NEWEST" "$HA_NEWEST_PLUGIN"
+  install_ha .venv-ha-oldest "$HA_OLDEST" "$HA_OLDEST_PLUGIN" "${HA_OLDEST_PINS[@]}"
   # A real audio server for the sound card test (it skips without one).
   if ! command -v pulseaudio >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "Installing PulseAudio and PortAudio for the sound card test…"

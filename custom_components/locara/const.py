@@ -15,6 +15,10 @@ CONF_FINGERPRINT = "fingerprint"
 # What the server's voice sessions may be doing (`locara-satellite` pushes).
 SATELLITE_STATES = ["idle", "listening", "thinking", "speaking"]
 
+# The actions' field naming a config entry, as Home Assistant names it (homeassistant.const
+# has it only from 2025.9, after the oldest release this integration supports).
+ATTR_CONFIG_ENTRY_ID = "config_entry_id"
+
 # Home Assistant's own conversation agent, which answers the server's home requests.
 HOME_ASSISTANT_AGENT = "conversation.home_assistant"
 

@@ -10,7 +10,7 @@ from functools import partial
 from typing import TypeVar
 
 import voluptuous as vol
-from homeassistant.const import ATTR_AREA_ID, ATTR_CONFIG_ENTRY_ID, ATTR_DEVICE_ID, ATTR_NAME
+from homeassistant.const import ATTR_AREA_ID, ATTR_DEVICE_ID, ATTR_NAME
 from homeassistant.core import (
     HomeAssistant,
     ServiceCall,
@@ -25,7 +25,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.service import async_register_admin_service
 
 from .client import LocaraClientError, RequestRefused
-from .const import DOMAIN
+from .const import ATTR_CONFIG_ENTRY_ID, DOMAIN
 from .data import LocaraConfigEntry, satellite_identifier, satellite_of
 from .protocol import SatelliteRecord
 

@@ -4,6 +4,7 @@ a requirement that takes the `wyoming` its own Wyoming integration pins."""
 
 from __future__ import annotations
 
+import inspect
 import socket
 from unittest.mock import MagicMock, patch
 
@@ -36,8 +37,14 @@ async def test_zeroconf_matcher_takes_locara_servers_and_no_other_wyoming_servic
     assert {"domain": DOMAIN, "name": "locara*"} in matchers[SERVICE_TYPE], matchers[SERVICE_TYPE]
 
     # The code that runs when a record arrives, with the matchers HA built from manifests;
-    # only the flows it would start are caught.
-    discovery = ZeroconfDiscovery(hass, MagicMock(), matchers, {}, {}, MagicMock())
+    # only the flows it would start are caught. Home Assistant 2025.11 added the host's own
+    # record as an argument; the oldest release we support has no such parameter.
+    own_record = (
+        [MagicMock()]
+        if "local_service_info" in inspect.signature(ZeroconfDiscovery).parameters
+        else []
+    )
+    discovery = ZeroconfDiscovery(hass, MagicMock(), matchers, {}, {}, *own_record)
     flows: dict[str, set[str]] = {}
     for instance in ("locara-kitchen", "Locara-Attic", "piper", "faster-whisper", "my-locara"):
         with patch("homeassistant.helpers.discovery_flow.async_create_flow") as create_flow:
