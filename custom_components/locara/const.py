@@ -15,12 +15,12 @@ CONF_FINGERPRINT = "fingerprint"
 # What the server's voice sessions may be doing (`locara-satellite` pushes).
 SATELLITE_STATES = ["idle", "listening", "thinking", "speaking"]
 
-# Home Assistant's own conversation agent: the default for the server's home requests.
+# Home Assistant's own conversation agent, which answers the server's home requests.
 HOME_ASSISTANT_AGENT = "conversation.home_assistant"
 
 # The entry's options (Home Assistant's side; the server keeps its own settings): the
-# conversation agent that answers home requests by default, and per area
-# ({area id: agent id}).
+# conversation agent that answers home requests instead of HOME_ASSISTANT_AGENT, by
+# default and per area ({area id: agent id}).
 CONF_HOME_AGENT = "home_agent"
 CONF_AREA_AGENTS = "area_agents"
 
