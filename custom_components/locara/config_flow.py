@@ -6,7 +6,9 @@ proved it holds the token, and the token itself never is) and subscribing; the e
 keeps the server's proven id and certificate. A zeroconf record moves a configured
 entry only to an address where its server proves itself so: anyone can advertise a
 server's id. The options are the server's settings: they are sent to it
-(`locara-settings`) and it keeps them; the entry stores none of them.
+(`locara-settings`) and it keeps them; the entry stores none of them. Only the
+conversation agents for home control are Home Assistant's: the entry's options keep
+those.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import voluptuous as vol
+from homeassistant.components import conversation
 from homeassistant.config_entries import (
     ConfigEntry,
     ConfigEntryState,
@@ -30,6 +33,7 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.selector import (
     AreaSelector,
     BooleanSelector,
+    ConversationAgentSelector,
     SelectSelector,
     SelectSelectorConfig,
     SelectSelectorMode,
@@ -47,7 +51,14 @@ from .client import (
     RequestRefused,
     ServerState,
 )
-from .const import DEFAULT_PORT, DOMAIN, ZEROCONF_SUFFIX
+from .const import (
+    CONF_AREA_AGENTS,
+    CONF_HOME_AGENT,
+    DEFAULT_PORT,
+    DOMAIN,
+    HOME_ASSISTANT_AGENT,
+    ZEROCONF_SUFFIX,
+)
 from .data import LocaraConfigEntry, pin_of
 from .protocol import ROOM_SETTINGS
 
@@ -256,7 +267,8 @@ def _persona_schema(state: ServerState, new: bool) -> vol.Schema:
 
 
 class LocaraOptionsFlow(OptionsFlow):
-    """A menu: the defaults, a persona, or an area's backend and persona."""
+    """A menu: the defaults, a persona, an area's backend and persona, or the
+    conversation agent for home control (the default, or an area's)."""
 
     def __init__(self) -> None:
         # The loaded entry's connection, taken when the flow opens: if the entry is
@@ -264,6 +276,7 @@ class LocaraOptionsFlow(OptionsFlow):
         self._client: LocaraClient
         self._persona: str | None = None  # the persona being edited
         self._area: str | None = None  # the area's name, as satellites report it
+        self._area_id: str | None = None  # the area whose home-control agent is edited
         self._error = ""  # the server's reason for refusing a change
 
     @property
@@ -303,7 +316,10 @@ class LocaraOptionsFlow(OptionsFlow):
         if entry.state is not ConfigEntryState.LOADED or not entry.runtime_data.client.connected:
             return self.async_abort(reason="not_connected")
         self._client = entry.runtime_data.client
-        return self.async_show_menu(step_id="init", menu_options=["defaults", "persona", "area"])
+        return self.async_show_menu(
+            step_id="init",
+            menu_options=["defaults", "persona", "area", "home_agent", "area_home_agent"],
+        )
 
     async def async_step_defaults(
         self, user_input: dict[str, Any] | None = None
@@ -312,7 +328,7 @@ class LocaraOptionsFlow(OptionsFlow):
         if user_input is not None:
             errors = await self._send(self._client.change_settings(user_input))
             if not errors:
-                return self.async_create_entry(data={})
+                return self._keep_options()
         state = self._state
         schema = vol.Schema(
             {
@@ -371,7 +387,7 @@ class LocaraOptionsFlow(OptionsFlow):
                 personas = [_present(p) for p in changed]
                 errors = await self._send(self._client.change_settings({"personas": personas}))
             if not errors:
-                return self.async_create_entry(data={})
+                return self._keep_options()
         schema = _persona_schema(state, new=current is None)
         values = user_input or (current or {})
         return self._form(step_id, schema, values, errors, persona=self._persona or "")
@@ -399,7 +415,7 @@ class LocaraOptionsFlow(OptionsFlow):
             changes = {key: user_input.get(key) for key in ROOM_SETTINGS}
             errors = await self._send(self._client.set_room(changes, area=self._area))
             if not errors:
-                return self.async_create_entry(data={})
+                return self._keep_options()
         schema = vol.Schema(
             {
                 vol.Optional("backend"): _select(state.backends),
@@ -408,6 +424,95 @@ class LocaraOptionsFlow(OptionsFlow):
         )
         current = next((room for room in rooms if room.get("area") == self._area), {})
         return self._form("area_room", schema, user_input or current, errors, area=self._area)
+
+    # -- the conversation agents for home control: the entry's own options -----------
+
+    def _keep_options(self, changes: Mapping[str, Any] | None = None) -> ConfigFlowResult:
+        """End the flow; the entry's options stay as they are but for `changes`."""
+        return self.async_create_entry(data={**self.config_entry.options, **(changes or {})})
+
+    def _agent_errors(self, field: str, agent_id: str | None) -> dict[str, str]:
+        if agent_id and conversation.async_get_agent_info(self.hass, agent_id) is None:
+            return {field: "unknown_agent"}
+        return {}
+
+    async def async_step_home_agent(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            agent_id = user_input[CONF_HOME_AGENT]
+            errors = self._agent_errors(CONF_HOME_AGENT, agent_id)
+            if not errors:
+                return self._keep_options({CONF_HOME_AGENT: agent_id})
+        schema = vol.Schema(
+            {
+                vol.Required(
+                    CONF_HOME_AGENT, default=HOME_ASSISTANT_AGENT
+                ): ConversationAgentSelector()
+            }
+        )
+        values = user_input or self.config_entry.options
+        return self._form("home_agent", schema, values, errors)
+
+    async def async_step_area_home_agent(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            if ar.async_get(self.hass).async_get_area(user_input["area"]) is not None:
+                self._area_id = user_input["area"]
+                return await self.async_step_area_home_agent_choice()
+            errors["area"] = "unknown_area"
+        schema = vol.Schema({vol.Required("area"): AreaSelector()})
+        return self.async_show_form(
+            step_id="area_home_agent",
+            data_schema=schema,
+            errors=errors,
+            description_placeholders={"chosen": self._area_agents_text()},
+        )
+
+    async def async_step_area_home_agent_choice(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        assert self._area_id is not None
+        area_agents: dict[str, str] = dict(self.config_entry.options.get(CONF_AREA_AGENTS, {}))
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            # Left empty, the area's choice is cleared: the default agent answers there.
+            agent_id = user_input.get("agent")
+            errors = self._agent_errors("agent", agent_id)
+            if not errors:
+                if agent_id:
+                    area_agents[self._area_id] = agent_id
+                else:
+                    area_agents.pop(self._area_id, None)
+                return self._keep_options({CONF_AREA_AGENTS: area_agents})
+        schema = vol.Schema({vol.Optional("agent"): ConversationAgentSelector()})
+        current = area_agents.get(self._area_id)
+        values = user_input or ({"agent": current} if current else {})
+        area = ar.async_get(self.hass).async_get_area(self._area_id)
+        name = area.name if area is not None else self._area_id
+        return self._form(
+            "area_home_agent_choice", schema, values, errors,
+            area=name, default=self._agent_name(self.config_entry.options.get(CONF_HOME_AGENT)),
+        )  # fmt: skip
+
+    def _agent_name(self, agent_id: str | None) -> str:
+        """The agent's name as Home Assistant shows it (the built-in one's for None), or
+        its id when it is gone."""
+        agent_id = agent_id or HOME_ASSISTANT_AGENT
+        info = conversation.async_get_agent_info(self.hass, agent_id)
+        return info.name if info is not None else agent_id
+
+    def _area_agents_text(self) -> str:
+        """The areas that have an agent of their own, as the form lists them."""
+        areas = ar.async_get(self.hass)
+        chosen = []
+        for area_id, agent_id in self.config_entry.options.get(CONF_AREA_AGENTS, {}).items():
+            area = areas.async_get_area(area_id)
+            chosen.append(f"{area.name if area else area_id}: {self._agent_name(agent_id)}")
+        return "; ".join(sorted(chosen)) or "—"
 
 
 def _persona(name: str, form: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,12 @@ ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 # Home Assistant's own conversation agent, which answers the server's home requests.
 HOME_ASSISTANT_AGENT = "conversation.home_assistant"
 
+# The entry's options (Home Assistant's side; the server keeps its own settings): the
+# conversation agent that answers home requests instead of HOME_ASSISTANT_AGENT, by
+# default and per area ({area id: agent id}).
+CONF_HOME_AGENT = "home_agent"
+CONF_AREA_AGENTS = "area_agents"
+
 
 def signal_new_satellite(entry_id: str) -> str:
     """The dispatcher signal sent when a config entry's server reports a new satellite."""

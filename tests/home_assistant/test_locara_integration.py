@@ -333,10 +333,9 @@ async def test_home_control_turns_on_a_light_from_real_speech(
 
     # What Home Assistant does not understand, or finds nothing to act on, is left to the
     # LLM: the integration answers `handled: false` for it.
-    server_id = server_id_of(locara_server)
     for text in ("What is the capital of France?", "Turn on the garage lights."):
         request = HomeRequest("h1", text, "en", "hall", "Hall", "c1")
-        assert await async_ask_home_assistant(hass, server_id, request) == (False, None), text
+        assert await async_ask_home_assistant(hass, entry, request) == (False, None), text
 
 
 async def test_announce_and_start_conversation_speak_on_the_satellite(

@@ -66,6 +66,7 @@ def test_every_error_abort_and_exception_the_code_raises_is_translated() -> None
     for flow, code in (("config", config_flow), ("options", options_flow)):
         errors = set(re.findall(r'"base": "(\w+)"', code))
         errors |= set(re.findall(r'errors\[[\w"]+\] = "(\w+)"', code))
+        errors |= set(re.findall(r'return \{\w+: "(\w+)"\}', code))
         aborts = set(re.findall(r'reason="(\w+)"', code))
         assert errors and errors <= set(STRINGS[flow]["error"]), (flow, errors)
         assert aborts <= set(STRINGS[flow]["abort"]), (flow, aborts)
@@ -74,7 +75,7 @@ def test_every_error_abort_and_exception_the_code_raises_is_translated() -> None
     options_steps = set(re.findall(r"async_step_(\w+)", options_flow))
     assert options_steps == set(STRINGS["options"]["step"]), options_steps
     menu = set(STRINGS["options"]["step"]["init"]["menu_options"])
-    assert menu == {"defaults", "persona", "area"}
+    assert menu == {"defaults", "persona", "area", "home_agent", "area_home_agent"}
     raised = {
         key
         for name in ("services.py", "entity.py")
