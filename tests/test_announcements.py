@@ -255,6 +255,17 @@ async def test_a_question_nobody_answers_or_a_room_that_leaves_is_an_error(
             )
         )
         await room.wait_for("locara-listen", asked)
+        # The connection's other requests are answered meanwhile.
+        muted = await asyncio.wait_for(
+            hub.request("locara-set-muted", satellite="cellar", muted=True), 10
+        )
+        assert muted.type == "locara-settings-done", muted.data
+        assert not leaving.done()
+        second = await hub.request(
+            "locara-announce", text="And you?", satellite="porch", answer=True
+        )
+        assert second.type == "error" and second.data["code"] == "busy", second.data
+        assert "answering another question" in second.data["text"]
     gone = await asyncio.wait_for(leaving, 30)
     assert gone.type == "error" and gone.data["code"] == "not-found", gone.data
     assert "porch" in gone.data["text"]

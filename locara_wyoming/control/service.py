@@ -29,7 +29,7 @@ from ..audio_format import PcmFormat
 from ..backends.base import HomeControl
 from ..backends.registry import check_configured_backends, configured_backends
 from ..config import ConfigError, LocaraConfig
-from ..errors import BadRequest, NotFound, StorageFailed, TooLarge, Unauthorized
+from ..errors import BadRequest, Busy, NotFound, StorageFailed, TooLarge, Unauthorized
 from ..media import decode_media
 from ..protocol import WriteEvent
 from ..protocol.auth import PairingCode
@@ -89,6 +89,14 @@ REQUESTS: dict[str, Callable[[Event], ControlRequest]] = {
     HOME_ANSWER_TYPE: HomeAnswer.from_event,
 }
 CONTROL_TYPES = frozenset(REQUESTS)
+
+
+def waits_for_a_person(event: Event) -> bool:
+    """Whether the request's answer waits on someone in a room (a question): it is served
+    beside the connection's queue, which must not wait that long."""
+    return event.type == ANNOUNCE_TYPE and event.data.get("answer") is True
+
+
 HOME_ANSWER = HOME_ANSWER_TYPE
 HOME_CONTROL_MODES = ["home_assistant_first", "llm_only"]
 
@@ -148,6 +156,8 @@ class ControlService:
         self.last_v2v_ms: float | None = None
         self._context: ServerContext | None = None
         self._settings_lock = asyncio.Lock()
+        self._asking: set[str] = set()
+        """Satellites with a question open: one at a time each."""
 
     @staticmethod
     def load(data_dir: Path, server_name: str) -> ControlService:
@@ -343,6 +353,8 @@ class ControlService:
         voices = {link.satellite: self._voice_of(link) for link in links}
         sounds = await self._decode(request, {self._tts_format(v) for v in voices.values()})
         question = self._question(links[0]) if request.answer else None
+        if question is not None:
+            self._asking.add(links[0].satellite)
         try:
             said = await asyncio.gather(
                 *(
@@ -364,13 +376,16 @@ class ControlService:
         except SatelliteGoneError as error:
             raise NotFound(f"no answer: {error}") from None
         finally:
-            if question is not None and not question.cancel() and not question.cancelled():
-                question.exception()  # taken: a session that closed meanwhile is told above
+            if question is not None:
+                self._asking.discard(links[0].satellite)
+                if not question.cancel() and not question.cancelled():
+                    question.exception()  # taken: a session that closed meanwhile is told above
         return AnnounceDone(request_id=request.request_id, satellites=satellites, answer=answer)
 
-    @staticmethod
-    def _question(link: SessionLink) -> asyncio.Future[str]:
+    def _question(self, link: SessionLink) -> asyncio.Future[str]:
         """The room's next words, from now on (words said while the question plays count)."""
+        if link.satellite in self._asking:
+            raise Busy(f"{link.satellite} is answering another question")
         words = link.session.next_words()
         if words is None:
             raise BadRequest(
