@@ -348,3 +348,29 @@ async def test_ask_question_returns_the_rooms_answer_matched_as_home_assistant_d
         heard = (await den.wait_for("transcript", after=mark)).data["text"]
         assert answer == {"id": None, "sentence": heard, "slots": {}}
         assert "blue" in words(heard), heard
+
+
+async def test_a_question_nobody_answers_is_an_error_that_says_so(
+    hass: HomeAssistant, locara_server: LocaraServer, entry: ConfigEntry
+) -> None:
+    async with enrolled_satellite(hass, locara_server, "den", area="Den") as den:
+        entity = await satellite_entity(hass, locara_server, den)
+        mark = den.mark()
+        with pytest.raises(HomeAssistantError, match="den gave no answer: den said nothing"):
+            await hass.services.async_call(
+                "assist_satellite",
+                "ask_question",
+                {"entity_id": entity, "question": "Anyone there?", "preannounce": False},
+                blocking=True,
+                return_response=True,
+            )
+        assert await den.wait_for("locara-listen", after=mark)
+        # The room is as it was: an announcement reaches it.
+        mark = den.mark()
+        await hass.services.async_call(
+            "assist_satellite",
+            "announce",
+            {"entity_id": entity, "message": "Hello."},
+            blocking=True,
+        )
+        assert (await announced(den, mark)).data["text"] == "Hello."
