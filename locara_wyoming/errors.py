@@ -102,3 +102,9 @@ class Timeout(LocaraError):
     """The client was too slow: no event within the idle or keep-alive time."""
 
     code = "timeout"
+
+
+class NoAnswer(LocaraError):
+    """A room asked a question (`locara-announce` with `answer`) said nothing in time."""
+
+    code = "no-answer"

@@ -5,13 +5,13 @@ copies (and so is the proving exchange, `auth.py`), every event through `event()
 from __future__ import annotations
 
 import ast
-import json
+import io
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from wyoming.event import Event, Eventable
+from wyoming.event import Event, Eventable, read_event, write_event
 
 from locara_wyoming.protocol import control
 from locara_wyoming.protocol.control import (
@@ -86,6 +86,8 @@ EVENTS: list[Eventable] = [
     SetRoom(area="Kitchen", changes={"backend": None, "persona": "locara"}),
     Announce(request_id="5", text="Dinner is ready.", area="Den", listen=True),
     Announce(text="Hello", satellite="den"),
+    Announce(text="", satellite="den", chime=b"RIFF", media=b"fLaC", answer=True),
+    Announce(text="Shall I?", satellite="den", chime=b"OggS", answer=True, answer_timeout_s=30.0),
     HomeAnswer("h1", True, "The light is on."),
     HomeAnswer("h2", False),
     HomeRequest("h1", "turn on the light", "en", "den", None, "c1"),
@@ -94,6 +96,7 @@ EVENTS: list[Eventable] = [
     ),
     SettingsDone(request_id="2", settings=SETTINGS),
     AnnounceDone(request_id="5", satellites=["den"]),
+    AnnounceDone(request_id="9", satellites=["den"], answer="make them blue"),
     Enrol(request_id="6", name="den"),
     EnrolDone(request_id="6", name="den", pairing_code="locara1-abc"),
     Unenrol(name="den"),
@@ -128,9 +131,11 @@ def test_the_module_imports_only_the_standard_library_and_wyoming(source: Path) 
 
 @pytest.mark.parametrize("message", EVENTS, ids=lambda m: type(m).__name__)
 def test_every_event_comes_back_as_it_went_over_the_wire(message: Eventable) -> None:
-    event = message.event()
-    wire = json.loads(json.dumps(event.to_dict()))  # what a socket carries: JSON
-    received = Event.from_dict(wire)
+    wire = io.BytesIO()
+    write_event(message.event(), wire)  # what a socket carries: JSON lines and payloads
+    wire.seek(0)
+    received = read_event(wire)
+    assert received is not None
     kinds = [kind for kind in {type(m) for m in EVENTS} if kind.is_type(received.type)]
     assert kinds == [type(message)], "each event type is one class's"
     assert type(message).from_event(received) == message
@@ -170,6 +175,18 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
     ("locara-announce", {"text": "hi"}, "give a satellite or an area"),
     ("locara-announce", {"text": "  ", "area": "Den"}, "'text' must be a non-blank string"),
     ("locara-announce", {"text": "hi", "area": "Den", "listen": 1}, "'listen' must be true"),
+    (
+        "locara-announce",
+        {"text": "hi", "satellite": "den", "chime_bytes": 3},
+        "'chime_bytes' and 'media_bytes' (3 + 0) must add up to the payload's 0 bytes",
+    ),
+    ("locara-announce", {"text": "hi", "area": "Den", "answer": True}, "from one satellite"),
+    (
+        "locara-announce",
+        {"text": "hi", "satellite": "den", "answer": True, "answer_timeout_s": 0},
+        "'answer_timeout_s' must be over 0 and at most 120",
+    ),
+    ("locara-announce-done", {"satellites": [], "answer": 1}, "'answer' must be a string"),
     ("locara-home-answer", {"handled": True}, "'id' is missing"),
     ("locara-home-answer", {"id": "h1", "handled": "no"}, "'handled' must be true or false"),
     ("locara-home-answer", {"id": "h1", "handled": True, "speech": 2}, "'speech' must be"),

@@ -25,6 +25,7 @@ from wyoming.ping import Ping
 
 from .auth import ROLE_CONTROL, AuthError, SecureTcpClient, token_key
 from .protocol import (
+    ANSWER_TIMEOUT_S,
     Announce,
     AnnounceDone,
     ChangeSettings,
@@ -53,6 +54,7 @@ REQUEST_TIMEOUT_S = 60.0  # a settings change may start a backend before it answ
 PING_AFTER_S = 30.0  # a connection quiet this long is asked for a pong...
 PONG_TIMEOUT_S = 10.0  # ...and counted as lost when none comes
 RECONNECT_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)  # after each failed attempt in a row
+MAX_QUESTION_S = 300.0  # the longest audio a server plays for one announcement
 
 Listener = Callable[[], None]
 HomeRequestHandler = Callable[[HomeRequest], None]
@@ -342,7 +344,12 @@ class LocaraClient:
     def _request_id(self) -> str:
         return f"ha-{next(self._ids)}"
 
-    async def _request(self, request: Request, answer_of: Callable[[Event], Answer]) -> Answer:
+    async def _request(
+        self,
+        request: Request,
+        answer_of: Callable[[Event], Answer],
+        timeout_s: float = REQUEST_TIMEOUT_S,
+    ) -> Answer:
         """Send `request` (with an id); its answer, or an exception."""
         connection = self._connection
         if connection is None:
@@ -354,7 +361,7 @@ class LocaraClient:
         self._answers[request_id] = answer
         try:
             await connection.write_event(event)
-            async with asyncio.timeout(REQUEST_TIMEOUT_S):
+            async with asyncio.timeout(timeout_s):
                 answered = await answer
         except (OSError, TimeoutError) as error:
             raise CannotConnect(f"{event.type}: no answer ({error!r})") from error
@@ -403,15 +410,55 @@ class LocaraClient:
             )
         )
 
-    async def announce(self, text: str, satellite: str, listen: bool = False) -> list[str]:
-        """Speak `text` on a satellite (then open its conversation); the satellites reached."""
+    async def announce(
+        self,
+        text: str,
+        satellite: str,
+        listen: bool = False,
+        *,
+        chime: bytes = b"",
+        media: bytes = b"",
+    ) -> list[str]:
+        """Speak `text` on a satellite, or play `media` (an audio file) showing `text`,
+        after `chime` (an audio file) where given; then open its conversation when
+        `listen`. The satellites reached."""
         request = Announce(
             request_id=self._request_id(),
             text=text,
             satellite=satellite,
             listen=listen,
+            chime=chime,
+            media=media,
         )
         return (await self._request(request, AnnounceDone.from_event)).satellites
+
+    async def ask(
+        self,
+        text: str,
+        satellite: str,
+        *,
+        chime: bytes = b"",
+        media: bytes = b"",
+        timeout_s: float = ANSWER_TIMEOUT_S,
+    ) -> str:
+        """Ask a question as `announce` says it; the room's next words, which its own
+        conversation never sees. RequestRefused `no-answer` after `timeout_s` of silence
+        once the question has played, `not-found` when the satellite leaves first."""
+        request = Announce(
+            request_id=self._request_id(),
+            text=text,
+            satellite=satellite,
+            chime=chime,
+            media=media,
+            answer=True,
+            answer_timeout_s=timeout_s,
+        )
+        # The server times the answer out itself, once the question has played.
+        wait_s = REQUEST_TIMEOUT_S + MAX_QUESTION_S + timeout_s
+        done = await self._request(request, AnnounceDone.from_event, wait_s)
+        if done.answer is None:
+            raise LocaraClientError(f"{satellite}: the server sent no answer")
+        return done.answer
 
     async def enrol(self, name: str) -> EnrolDone:
         """Enrol a satellite (or give it a new key): its name and pairing code."""

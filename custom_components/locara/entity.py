@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 
+from homeassistant.core import callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
@@ -37,7 +38,12 @@ class LocaraEntity(Entity):
         return self.client.connected
 
     async def async_added_to_hass(self) -> None:
-        self.async_on_remove(self.client.add_listener(self.async_write_ha_state))
+        self.async_on_remove(self.client.add_listener(self._pushed))
+
+    @callback
+    def _pushed(self) -> None:
+        """The server's state or the connection changed."""
+        self.async_write_ha_state()
 
     async def _send(self, request: Awaitable[object]) -> None:
         """Wait for a request to the server; its failure as Home Assistant's error."""

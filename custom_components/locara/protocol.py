@@ -49,6 +49,10 @@ UNENROL_DONE_TYPE = "locara-unenrol-done"
 ROOM_SETTINGS = ("backend", "persona")
 """What a `locara-set-room` may change in a room entry."""
 _REQUEST_KEYS = ("id",)
+ANSWER_TIMEOUT_S = 15.0
+"""How long a room has to answer a question (`Announce.answer`) by default..."""
+MAX_ANSWER_TIMEOUT_S = 120.0
+"""...and at most."""
 
 
 class ControlEventError(ValueError):
@@ -301,39 +305,75 @@ class SetRoom(_Request, Eventable):
 @dataclass(frozen=True, kw_only=True)
 class Announce(_Request, Eventable):
     """Speak `text` on a satellite, or on every satellite of an area; answered by
-    `AnnounceDone`."""
+    `AnnounceDone`.
 
-    text: str
+    `chime` (played first) and `media` (played instead of speaking `text`) are audio
+    files (WAV, MP3, FLAC or Ogg), carried one after the other in the event's payload;
+    `chime_bytes` and `media_bytes` in its data say where each ends."""
+
+    text: str = ""
+    """Blank only when `media` is given (then it is the announcement's text, not spoken)."""
     satellite: str | None = None
     area: str | None = None
     listen: bool = False
     """Then open the satellite's conversation, as its wake word would."""
+    chime: bytes = field(default=b"", repr=False)
+    media: bytes = field(default=b"", repr=False)
+    answer: bool = False
+    """Then listen, and answer with the room's next words (`AnnounceDone.answer`) instead
+    of handing them to the room's conversation; one satellite only."""
+    answer_timeout_s: float = ANSWER_TIMEOUT_S
+    """How long the room has to answer once it listens."""
 
     def __post_init__(self) -> None:
         if self.satellite is None and self.area is None:
             raise ControlEventError(f"{ANNOUNCE_TYPE}: give a satellite or an area")
+        if not self.text.strip() and not self.media:
+            raise ControlEventError(f"{ANNOUNCE_TYPE}: give a text or a media file")
+        if self.answer and self.satellite is None:
+            raise ControlEventError(f"{ANNOUNCE_TYPE}: an answer comes from one satellite")
+        if not 0 < self.answer_timeout_s <= MAX_ANSWER_TIMEOUT_S:
+            raise ControlEventError(
+                f"{ANNOUNCE_TYPE}: 'answer_timeout_s' must be over 0 and at most "
+                f"{MAX_ANSWER_TIMEOUT_S:g}"
+            )
 
     @staticmethod
     def is_type(event_type: str) -> bool:
         return event_type == ANNOUNCE_TYPE
 
     def event(self) -> Event:
-        return Event(
-            ANNOUNCE_TYPE,
-            self._data(
-                text=self.text, satellite=self.satellite, area=self.area, listen=self.listen
-            ),
+        data = self._data(
+            text=self.text, satellite=self.satellite, area=self.area, listen=self.listen
         )
+        if self.chime or self.media:
+            data.update(chime_bytes=len(self.chime), media_bytes=len(self.media))
+        if self.answer:
+            data.update(answer=True, answer_timeout_s=self.answer_timeout_s)
+        return Event(ANNOUNCE_TYPE, data, payload=(self.chime + self.media) or None)
 
     @staticmethod
     def from_event(event: Event) -> Announce:
         fields = _Fields(event.data, event.type)
+        chime_bytes = fields.optional_count("chime_bytes") or 0
+        media_bytes = fields.optional_count("media_bytes") or 0
+        payload = event.payload or b""
+        if chime_bytes + media_bytes != len(payload):
+            raise ControlEventError(
+                f"{event.type}: 'chime_bytes' and 'media_bytes' ({chime_bytes} + "
+                f"{media_bytes}) must add up to the payload's {len(payload)} bytes"
+            )
+        timeout_s = fields.optional_number("answer_timeout_s")
         return Announce(
             request_id=fields.request_id(),
-            text=fields.filled("text"),
+            text=fields.text("text") if media_bytes else fields.filled("text"),
             satellite=fields.optional_filled("satellite"),
             area=fields.optional_filled("area"),
             listen=fields.flag("listen", default=False),
+            chime=payload[:chime_bytes],
+            media=payload[chime_bytes:],
+            answer=fields.flag("answer", default=False),
+            answer_timeout_s=ANSWER_TIMEOUT_S if timeout_s is None else timeout_s,
         )
 
 
@@ -581,22 +621,31 @@ class SettingsDone(Eventable):
 
 @dataclass(frozen=True, kw_only=True)
 class AnnounceDone(Eventable):
-    """The answer to `Announce`: the satellites it was spoken on."""
+    """The answer to `Announce`: the satellites it was spoken on, and the room's answer
+    when one was asked for (`Announce.answer`)."""
 
     request_id: str | None = None
     satellites: list[str]
+    answer: str | None = None
 
     @staticmethod
     def is_type(event_type: str) -> bool:
         return event_type == ANNOUNCE_DONE_TYPE
 
     def event(self) -> Event:
-        return Event(ANNOUNCE_DONE_TYPE, _with_id(self.request_id, {"satellites": self.satellites}))
+        data: dict[str, Any] = {"satellites": self.satellites}
+        if self.answer is not None:
+            data["answer"] = self.answer
+        return Event(ANNOUNCE_DONE_TYPE, _with_id(self.request_id, data))
 
     @staticmethod
     def from_event(event: Event) -> AnnounceDone:
         fields = _Fields(event.data, event.type)
-        return AnnounceDone(request_id=fields.request_id(), satellites=fields.texts("satellites"))
+        return AnnounceDone(
+            request_id=fields.request_id(),
+            satellites=fields.texts("satellites"),
+            answer=fields.optional_text("answer"),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

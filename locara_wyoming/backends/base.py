@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -77,6 +78,13 @@ class VoiceSession(ABC):
     @abstractmethod
     def report_played(self, reply_id: str, samples: int) -> None:
         """The satellite played `samples` of the reply; the history keeps only what was heard."""
+
+    def next_words(self) -> asyncio.Future[str] | None:
+        """The user's next turn, transcribed and kept out of the conversation (a question
+        Home Assistant asked): it gets no reply and no place in the history. The future
+        fails with ConnectionError when the session closes first; the caller cancels it
+        to stop waiting. None: this backend hears no words (an end-to-end model)."""
+        return None
 
     @abstractmethod
     async def close(self) -> None: ...

@@ -23,7 +23,13 @@ from wyoming.event import Event
 from wyoming.ping import Ping, Pong
 from wyoming.server import AsyncEventHandler
 
-from ..control.service import CONTROL_TYPES, HOME_ANSWER, ControlClient, ControlService
+from ..control.service import (
+    CONTROL_TYPES,
+    HOME_ANSWER,
+    ControlClient,
+    ControlService,
+    waits_for_a_person,
+)
 from ..errors import Busy, LocaraError, Timeout, UnknownEvent
 from ..protocol.auth import TLS_TYPE
 from ..protocol.parsing import parse_event
@@ -42,6 +48,8 @@ from .reader import ProtocolError, ReadLimits, read_event
 _LOGGER = logging.getLogger(__name__)
 
 MAX_QUEUED_REQUESTS = 4
+MAX_WAITING_REQUESTS = 4
+"""Questions (`locara-announce` with `answer`) waiting on people at once, per connection."""
 
 
 class WyomingConnection(AsyncEventHandler):
@@ -67,7 +75,9 @@ class WyomingConnection(AsyncEventHandler):
         )
         self._requests: asyncio.Queue[tuple[Request, object]] = asyncio.Queue(MAX_QUEUED_REQUESTS)
         self._worker: asyncio.Task[None] | None = None
-        self._serving = False
+        self._serving = 0
+        """Requests being served now (the queue's, and questions beside it)."""
+        self._waiting: set[asyncio.Task[bool]] = set()
         self._last_activity = time.monotonic()
         self._control_service = control
         self.auth = ServerHandshake(
@@ -244,10 +254,11 @@ class WyomingConnection(AsyncEventHandler):
         await self._control_service.unsubscribe(self._control)
         await self.session.close()
         self._tts.close()
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+        for task in [self._worker, *self._waiting]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     # -- small handlers ----------------------------------------------------------------
 
@@ -263,6 +274,9 @@ class WyomingConnection(AsyncEventHandler):
             await self._control_service.handle(self._control, event)
             return
         request = functools.partial(self._control_request, event)
+        if waits_for_a_person(event):  # a question: the queue must not wait on its answer
+            self._start_waiting(request, event.data.get("id"))
+            return
         self._enqueue(request, event.data.get("id"))
 
     async def _control_request(self, event: Event) -> None:
@@ -283,23 +297,38 @@ class WyomingConnection(AsyncEventHandler):
     async def _serve_requests(self) -> None:
         while True:
             request, request_id = await self._requests.get()
-            self._serving = True
-            try:
-                await request()
-            except LocaraError as error:
-                await self._send_error(error, request_id)
-            except (ConnectionError, OSError) as error:
-                # This connection is lost: close it whole, so that no request waits in
-                # a queue that nobody serves.
-                _LOGGER.debug("%s: lost while serving a request: %s", self.peer, error)
-                self.writer.transport.abort()
+            if not await self._serve(request, request_id):
                 return
-            except Exception as error:  # a model failure ends the request, not the server
-                _LOGGER.exception("%s: request failed", self.peer)
-                await self._send_error(LocaraError(f"request failed: {error}"), request_id)
-            finally:
-                self._serving = False
-                self._last_activity = time.monotonic()
+
+    def _start_waiting(self, request: Request, request_id: object) -> None:
+        """Serve a request that waits on a person beside the queue, at most
+        MAX_WAITING_REQUESTS at once."""
+        if len(self._waiting) >= MAX_WAITING_REQUESTS:
+            raise Busy(f"{MAX_WAITING_REQUESTS} questions already wait on this connection")
+        task = asyncio.create_task(self._serve(request, request_id), name=f"question {self.peer}")
+        self._waiting.add(task)
+        task.add_done_callback(self._waiting.discard)
+
+    async def _serve(self, request: Request, request_id: object) -> bool:
+        """Serve one request, answering its refusal; False when the connection is lost."""
+        self._serving += 1
+        try:
+            await request()
+        except LocaraError as error:
+            await self._send_error(error, request_id)
+        except (ConnectionError, OSError) as error:
+            # This connection is lost: close it whole, so that no request waits in
+            # a queue that nobody serves.
+            _LOGGER.debug("%s: lost while serving a request: %s", self.peer, error)
+            self.writer.transport.abort()
+            return False
+        except Exception as error:  # a model failure ends the request, not the server
+            _LOGGER.exception("%s: request failed", self.peer)
+            await self._send_error(LocaraError(f"request failed: {error}"), request_id)
+        finally:
+            self._serving -= 1
+            self._last_activity = time.monotonic()
+        return True
 
 
 def _host(peer: object) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -25,10 +25,12 @@ from typing import Any
 from wyoming.event import Event
 
 from .. import __version__
+from ..audio_format import PcmFormat
 from ..backends.base import HomeControl
 from ..backends.registry import check_configured_backends, configured_backends
 from ..config import ConfigError, LocaraConfig
-from ..errors import BadRequest, NotFound, StorageFailed, TooLarge, Unauthorized
+from ..errors import BadRequest, Busy, NotFound, StorageFailed, TooLarge, Unauthorized
+from ..media import decode_media
 from ..protocol import WriteEvent
 from ..protocol.auth import PairingCode
 from ..protocol.control import (
@@ -87,12 +89,32 @@ REQUESTS: dict[str, Callable[[Event], ControlRequest]] = {
     HOME_ANSWER_TYPE: HomeAnswer.from_event,
 }
 CONTROL_TYPES = frozenset(REQUESTS)
+
+
+def waits_for_a_person(event: Event) -> bool:
+    """Whether the request's answer waits on someone in a room (a question): it is served
+    beside the connection's queue, which must not wait that long."""
+    return event.type == ANNOUNCE_TYPE and event.data.get("answer") is True
+
+
 HOME_ANSWER = HOME_ANSWER_TYPE
 HOME_CONTROL_MODES = ["home_assistant_first", "llm_only"]
 
 
 SettingsPatch = Callable[[dict[str, Any]], dict[str, Any]]
 """The settings as they are → the settings to replace."""
+
+
+ANNOUNCE_BLOCK_S = 0.5
+"""An announcement's decoded chime or media file goes out in chunks this long."""
+
+
+@dataclass(frozen=True)
+class Sounds:
+    """An announcement's decoded chime and media file (PCM), where given."""
+
+    chime: bytes | None
+    media: bytes | None
 
 
 @dataclass
@@ -134,6 +156,8 @@ class ControlService:
         self.last_v2v_ms: float | None = None
         self._context: ServerContext | None = None
         self._settings_lock = asyncio.Lock()
+        self._asking: set[str] = set()
+        """Satellites with a question open: one at a time each."""
 
     @staticmethod
     def load(data_dir: Path, server_name: str) -> ControlService:
@@ -182,8 +206,7 @@ class ControlService:
             case SetRoom():
                 settings = await self._change_settings(partial(room_patch, patch=request))
             case Announce():
-                said = await self.announce(request)
-                return AnnounceDone(request_id=request.request_id, satellites=said).event()
+                return (await self.announce(request)).event()
             case Enrol():
                 code = self._enrol(request.name)
                 return EnrolDone(
@@ -315,10 +338,11 @@ class ControlService:
 
     # -- announcements --------------------------------------------------------------
 
-    async def announce(self, request: Announce) -> list[str]:
-        """The satellites `request`'s text was spoken on."""
+    async def announce(self, request: Announce) -> AnnounceDone:
+        """Speak (or play) the announcement on its satellites; with `request.answer`, the
+        room's next words."""
         context = self.context
-        text, satellite, area = request.text, request.satellite, request.area
+        text, satellite, area = request.text.strip(), request.satellite, request.area
         limit = context.config.limits.max_text_chars
         if len(text) > limit:
             raise TooLarge(f"text of {len(text)} characters is over {limit}")
@@ -326,24 +350,98 @@ class ControlService:
         if not links:
             where = f"satellite {satellite!r}" if satellite else f"area {area!r}"
             raise NotFound(f"no connected satellite in {where}")
-        said = await asyncio.gather(
-            *(self._announce_on(link, text.strip(), request.listen) for link in links)
-        )
-        return [link.satellite for link, done in zip(links, said, strict=True) if done]
-
-    async def _announce_on(self, link: SessionLink, text: str, listen: bool) -> bool:
-        """Whether the announcement went out (False: the satellite left meanwhile)."""
-        persona = route(self.context.config, link.satellite, link.area).persona
-        tts = self.context.stages.tts
-        voice = tts.resolve_voice(persona.voice, persona.language)
+        voices = {link.satellite: self._voice_of(link) for link in links}
+        sounds = await self._decode(request, {self._tts_format(v) for v in voices.values()})
+        question = self._question(links[0]) if request.answer else None
+        if question is not None:
+            self._asking.add(links[0].satellite)
         try:
-            await link.announce(text, tts.synthesize(text, voice, None), tts.voices[voice].audio)
+            said = await asyncio.gather(
+                *(
+                    self._announce_on(
+                        link, text, voices[link.satellite], sounds, request.listen or request.answer
+                    )
+                    for link in links
+                )
+            )
+            satellites = [
+                link.satellite for link, s in zip(links, said, strict=True) if s is not None
+            ]
+            if question is None:
+                return AnnounceDone(request_id=request.request_id, satellites=satellites)
+            seconds = said[0]
+            if seconds is None:
+                raise NotFound(f"{links[0].satellite} left before it was asked")
+            answer = await links[0].hear_answer(question, seconds + request.answer_timeout_s)
+        except SatelliteGoneError as error:
+            raise NotFound(f"no answer: {error}") from None
+        finally:
+            if question is not None:
+                self._asking.discard(links[0].satellite)
+                if not question.cancel() and not question.cancelled():
+                    question.exception()  # taken: a session that closed meanwhile is told above
+        return AnnounceDone(request_id=request.request_id, satellites=satellites, answer=answer)
+
+    def _question(self, link: SessionLink) -> asyncio.Future[str]:
+        """The room's next words, from now on (words said while the question plays count)."""
+        if link.satellite in self._asking:
+            raise Busy(f"{link.satellite} is answering another question")
+        words = link.session.next_words()
+        if words is None:
+            raise BadRequest(
+                f"{link.satellite}'s backend {link.started.backend} hears no words: "
+                "a question needs a voice-pipeline backend"
+            )
+        return words
+
+    def _voice_of(self, link: SessionLink) -> str:
+        persona = route(self.context.config, link.satellite, link.area).persona
+        return self.context.stages.tts.resolve_voice(persona.voice, persona.language)
+
+    def _tts_format(self, voice: str) -> PcmFormat:
+        return self.context.stages.tts.voices[voice].audio
+
+    @staticmethod
+    async def _decode(request: Announce, formats: set[PcmFormat]) -> dict[PcmFormat, Sounds]:
+        """The request's chime and media file in each of `formats` (decoded in a thread)."""
+        decoded: dict[PcmFormat, Sounds] = {}
+        for audio_format in formats:
+            chime = await _decoded(request.chime, audio_format)
+            decoded[audio_format] = Sounds(chime, await _decoded(request.media, audio_format))
+        return decoded
+
+    async def _announce_on(
+        self,
+        link: SessionLink,
+        text: str,
+        voice: str,
+        sounds: dict[PcmFormat, Sounds],
+        listen: bool,
+    ) -> float | None:
+        """The seconds of audio announced (None: the satellite left meanwhile)."""
+        audio_format = self._tts_format(voice)
+        sound = sounds[audio_format]
+        audio = self._announcement(sound, text, voice, audio_format)
+        try:
+            seconds = await link.announce(text, audio, audio_format)
             if listen:
                 await link.listen()
         except SatelliteGoneError as error:
             _LOGGER.info("Not announced: %s", error)
-            return False
-        return True
+            return None
+        return seconds
+
+    async def _announcement(
+        self, sound: Sounds, text: str, voice: str, audio_format: PcmFormat
+    ) -> AsyncIterator[bytes]:
+        """The chime, then the media file, or else the text in the persona's voice."""
+        block = int(ANNOUNCE_BLOCK_S * audio_format.rate) * audio_format.frame_bytes
+        for pcm in (sound.chime, sound.media):
+            for start in range(0, len(pcm or b""), block):
+                yield (pcm or b"")[start : start + block]
+        if sound.media is None:
+            async for speech in self.context.stages.tts.synthesize(text, voice, None):
+                yield speech
 
     # -- what sessions tell ---------------------------------------------------------
 
@@ -381,6 +479,10 @@ class ControlService:
         if client.subscriber is not None:
             await self.hub.unsubscribe(client.subscriber)
             client.subscriber = None
+
+
+async def _decoded(data: bytes, audio_format: PcmFormat) -> bytes | None:
+    return await asyncio.to_thread(decode_media, data, audio_format) if data else None
 
 
 def _count(value: object) -> int | None:

@@ -27,7 +27,7 @@ from wyoming.wake import Detection
 from ..audio_format import PcmFormat
 from ..backends import events as session_events
 from ..backends.base import VoiceSession
-from ..errors import BadAudioFormat
+from ..errors import BadAudioFormat, NoAnswer
 from ..protocol import WriteEvent
 from ..protocol.parsing import parse_event
 from ..protocol.session import LISTEN_TYPE, Flush, PlayedReport, SatelliteState, SessionStarted
@@ -215,18 +215,37 @@ class SessionLink:
 
     async def announce(
         self, text: str, audio: AsyncIterator[bytes], audio_format: PcmFormat
-    ) -> None:
+    ) -> float:
         """Say `text`, whose speech `audio` yields, as a reply of its own, cutting the reply
-        that is playing. SatelliteGoneError when the satellite's connection is lost."""
+        that is playing; the seconds of audio sent. SatelliteGoneError when the satellite's
+        connection is lost."""
         await self.session.interrupt()
         reply_id = f"announce-{uuid.uuid4().hex[:8]}"
         _LOGGER.info("%s: announcing", self.satellite)
+        sent = 0
         async with _from_another_connection(self.satellite), self._downlink_lock:
             await self._send(session_events.ReplyStarted(reply_id))
             await self._send(session_events.ReplyText(reply_id, text))
             async for block in audio:
+                sent += len(block)
                 await self._send(session_events.ReplyAudio(reply_id, block, audio_format))
             await self._send(session_events.ReplyFinished(reply_id, text, {}))
+        return sent / audio_format.bytes_per_second
+
+    async def hear_answer(self, words: asyncio.Future[str], timeout_s: float) -> str:
+        """The user's next words, which `words` (the session's `next_words`) brings: NoAnswer
+        after `timeout_s` without them, SatelliteGoneError when the satellite leaves first."""
+        try:
+            # The timeout outside: its TimeoutError is an OSError, not the satellite gone.
+            async with asyncio.timeout(timeout_s), _from_another_connection(self.satellite):
+                text = await words
+        except TimeoutError:
+            raise NoAnswer(f"{self.satellite} said nothing within {timeout_s:.0f} s") from None
+        finally:
+            words.cancel()
+        _LOGGER.info("%s: answered a question", self.satellite)
+        self._set_state("listening")  # its words get no reply
+        return text
 
     async def listen(self) -> None:
         """Ask the satellite to open its conversation, as its wake word would."""

@@ -47,7 +47,9 @@ class ControlClient:
         self.state = answer.data
         return self.state
 
-    async def request(self, event_type: str, escaped: bool = False, **data: Any) -> Event:
+    async def request(
+        self, event_type: str, escaped: bool = False, payload: bytes | None = None, **data: Any
+    ) -> Event:
         """The answer to a request: its `-done` event, the state, or its `error`.
 
         `escaped`: written as JSON with escapes, as the `wyoming` package cannot (it has
@@ -55,7 +57,7 @@ class ControlClient:
         request_id = str(next(self._ids))
         answer: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
         self._answers[request_id] = answer
-        event = Event(type=event_type, data={"id": request_id, **data})
+        event = Event(type=event_type, data={"id": request_id, **data}, payload=payload)
         if escaped:
             assert self._client._writer is not None
             self._client._writer.write(json.dumps(event.to_dict()).encode() + b"\n")

@@ -82,10 +82,13 @@ class Answer:
         audio: np.ndarray,
         speech_end_at: float,
         continues: Continued | None = None,
+        question: asyncio.Future[str] | None = None,
     ) -> None:
         self.context = context
         self.speech_end_at = speech_end_at
         self.continues = continues
+        self.question = question
+        """Set when the turn answers a question: its words go there, not to the LLM."""
         self.committed = False
         self.transcript: str | None = None
         self.transcribed: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
@@ -166,6 +169,14 @@ class Answer:
                 return context.agent.told(context.conversation_id, text, speech)
         return context.agent.respond(persona, context.conversation_id, text)
 
+    async def _answer_question(self, question: asyncio.Future[str], text: str) -> None:
+        """The turn's words answer a question: they go to whoever asked it once the turn is
+        over, and are neither answered nor kept in the history."""
+        self._emit(UserTranscript(text))
+        await self._committed.wait()
+        if not question.done():
+            question.set_result(text)
+
     async def _run(self, audio: np.ndarray) -> None:
         try:
             await self._transcribe_and_answer(audio)
@@ -200,6 +211,9 @@ class Answer:
             return
         self.transcribed.set_result(text)
         if not text:
+            return
+        if self.question is not None:
+            await self._answer_question(self.question, text)
             return
         if continues is not None:
             continues.answer.withdraw()  # answered again, as a whole, now

@@ -113,6 +113,8 @@ class PipelineSession(VoiceSession):
         """The end-of-turn model's probability for the current pause, once judged."""
         self._ended: set[str] = set()
         """Replies that no longer play (interrupted, or reported played): their audio is dropped."""
+        self._question: asyncio.Future[str] | None = None
+        """Waits for the next turn's words (`next_words`) while not done."""
         self._closed = False
 
     # -- uplink -------------------------------------------------------------------
@@ -156,7 +158,11 @@ class PipelineSession(VoiceSession):
         audio = np.concatenate(self._utterance)
         pause_seen_at = time.monotonic()
         self._speculative = Answer(
-            self._answer_context, audio, pause_seen_at - SPECULATE_MS / 1000, self._continued
+            self._answer_context,
+            audio,
+            pause_seen_at - SPECULATE_MS / 1000,
+            self._continued,
+            self._open_question(),
         )
         if self._turn_end is not None:
             judgement = asyncio.get_running_loop().create_task(
@@ -211,9 +217,18 @@ class PipelineSession(VoiceSession):
         answer, self._speculative = self._speculative, None
         utterance, self._utterance = self._utterance, []
         self._turn_audio = np.concatenate(utterance)
+        question = self._open_question()
+        if answer is not None and answer.question is not question:
+            # Started before a question was asked (or answered): this turn goes the other way.
+            answer.discard()
+            answer = None
         if answer is None:  # the turn was cut at the length limit, with no pause before
             answer = Answer(
-                self._answer_context, self._turn_audio, time.monotonic(), self._continued
+                self._answer_context,
+                self._turn_audio,
+                time.monotonic(),
+                self._continued,
+                question,
             )
         self._continued = None
         previous, self._answer = self._answer, answer
@@ -252,6 +267,19 @@ class PipelineSession(VoiceSession):
         self._continued = Continued(answer, len(self._turn_audio))
         self._utterance = [self._turn_audio, *self._utterance]
         asyncio.get_running_loop().create_task(self._interrupt(answer))
+
+    # -- questions ------------------------------------------------------------------
+
+    def next_words(self) -> asyncio.Future[str]:
+        if self._closed:
+            raise ConnectionError("the session has closed")
+        if self._question is None or self._question.done():
+            self._question = asyncio.get_running_loop().create_future()
+        return self._question
+
+    def _open_question(self) -> asyncio.Future[str] | None:
+        question = self._question
+        return question if question is not None and not question.done() else None
 
     # -- barge-in and played reports ---------------------------------------------------
 
@@ -317,6 +345,8 @@ class PipelineSession(VoiceSession):
 
     async def close(self) -> None:
         self._closed = True
+        if (question := self._open_question()) is not None:
+            question.set_exception(ConnectionError("the session closed before the answer"))
         self._drop_speculation()
         if self._answer is not None:
             self._answer.task.cancel()
