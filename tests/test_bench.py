@@ -56,13 +56,17 @@ def test_a_short_voice_bench_reports_every_number(tmp_path: Path) -> None:
     result = bench(
         "--turns", "2", "--bargeins", "1", "--sessions", "2", "--turns-per-session", "1",
         "--idle-seconds", "1", "--paused-turns", "1", "--compare-stock", "--json", str(out),
+        # How soon an answer comes is the bench's measurement; that it comes at all is
+        # what this test checks, so a machine loaded by other work gets two minutes.
+        "--answer-timeout", "120",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(out.read_text())
     assert json.loads(result.stdout) == results
     clean, paused = results["sets"]["clean"], results["sets"]["paused"]
     assert clean["asked"] == 2 and clean["v2v_ms"] == results["v2v_ms"]
-    assert paused["asked"] == 1 and paused["timeouts"] == 0 and paused["timed_out"] == []
+    findings = results["details"]["paused_set"]["findings"]
+    assert paused["asked"] == 1 and paused["timeouts"] == 0, findings
     # Whether this server answers the first paused utterance early is a measurement
     # (docs/benchmarks.md); that one turn is counted, and answered, is not.
     assert paused["early_replies"] >= 0 and paused["missed_ends"] in (0, 1)
