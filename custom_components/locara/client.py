@@ -42,6 +42,9 @@ from .protocol import (
     SettingsChanged,
     SettingsDone,
     Subscribe,
+    TimerDone,
+    TimerEvent,
+    TimerInfo,
     Unenrol,
     UnenrolDone,
 )
@@ -56,7 +59,7 @@ RECONNECT_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)  # after each failed attempt in
 
 Listener = Callable[[], None]
 HomeRequestHandler = Callable[[HomeRequest], None]
-Request = ChangeSettings | SetMuted | SetRoom | Announce | Enrol | Unenrol
+Request = ChangeSettings | SetMuted | SetRoom | Announce | Enrol | Unenrol | TimerEvent
 Answer = TypeVar("Answer")
 
 
@@ -422,6 +425,13 @@ class LocaraClient:
         """Remove a satellite's enrolment; whether its live session was ended."""
         request = Unenrol(request_id=self._request_id(), name=name)
         return await self._request(request, UnenrolDone.from_event)
+
+    async def timer(self, satellite: str, change: str, timer: TimerInfo) -> bool:
+        """Tell the server of a satellite's timer event; whether the satellite has it now."""
+        request = TimerEvent(
+            request_id=self._request_id(), satellite=satellite, change=change, timer=timer
+        )
+        return (await self._request(request, TimerDone.from_event)).delivered
 
     async def answer_home(self, request_id: str, handled: bool, speech: str | None) -> None:
         connection = self._connection
