@@ -25,11 +25,10 @@ from homeassistant.components.intent import (
 )
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
 from .client import LocaraClientError
-from .const import DOMAIN, signal_new_satellite
-from .data import LocaraConfigEntry, satellite_identifier, server_identifier
+from .const import DOMAIN
+from .data import LocaraConfigEntry, satellite_identifier
 from .protocol import TimerInfo
 
 _LOGGER = logging.getLogger(__name__)
@@ -62,25 +61,24 @@ class SatelliteTimers:
         self._was_connected = entry.runtime_data.client.connected
 
     @callback
-    def add(self, satellite: str) -> None:
-        """Handle the timers of `satellite`'s device (made now if it is not yet)."""
-        if satellite in self._handlers:
-            return
-        server_id = self.entry.runtime_data.server_id
-        device = dr.async_get(self.hass).async_get_or_create(
-            config_entry_id=self.entry.entry_id,
-            identifiers={satellite_identifier(server_id, satellite)},
-            name=satellite,
-            manufacturer="Locara",
-            model="Locara satellite",
-            via_device=server_identifier(server_id),
-        )
+    def register(self, *_: object) -> None:
+        """Handle the timers of every satellite whose device is there (the entity platforms
+        make it, with its area) and not yet handled."""
+        data = self.entry.runtime_data
+        devices = dr.async_get(self.hass)
+        for satellite in data.satellites - set(self._handlers):
+            identifier = satellite_identifier(data.server_id, satellite)
+            device = devices.async_get_device(identifiers={identifier})
+            if device is None:
+                continue  # not yet: registered when the device registry says it is there
 
-        @callback
-        def handle(change: TimerEventType, timer: HomeAssistantTimer) -> None:
-            self._handle(satellite, change, timer)
+            @callback
+            def handle(
+                change: TimerEventType, timer: HomeAssistantTimer, satellite: str = satellite
+            ) -> None:
+                self._handle(satellite, change, timer)
 
-        self._handlers[satellite] = async_register_timer_handler(self.hass, device.id, handle)
+            self._handlers[satellite] = async_register_timer_handler(self.hass, device.id, handle)
 
     @callback
     def _handle(self, satellite: str, change: TimerEventType, timer: HomeAssistantTimer) -> None:
@@ -146,12 +144,15 @@ class SatelliteTimers:
 
 @callback
 def async_setup_timers(hass: HomeAssistant, entry: LocaraConfigEntry) -> None:
-    """Timer handlers for the entry's satellites, those known and those that come."""
+    """Timer handlers for the entry's satellites, those known and those that come.
+
+    Needs Home Assistant's `intent` integration (every installation with Assist has it,
+    through `default_config` or `assist_pipeline`); without it there are no timers."""
+    if "intent" not in hass.config.components:
+        _LOGGER.info("Home Assistant's intent integration is not loaded: no timers")
+        return
     timers = SatelliteTimers(hass, entry)
-    for satellite in entry.runtime_data.satellites:
-        timers.add(satellite)
+    timers.register()
     entry.async_on_unload(timers.close)
-    entry.async_on_unload(
-        async_dispatcher_connect(hass, signal_new_satellite(entry.entry_id), timers.add)
-    )
+    entry.async_on_unload(hass.bus.async_listen(dr.EVENT_DEVICE_REGISTRY_UPDATED, timers.register))
     entry.async_on_unload(entry.runtime_data.client.add_listener(timers.connection_changed))

@@ -46,8 +46,10 @@ def locara_config_extra() -> str:
 
 @pytest.fixture(autouse=True)
 async def ha_core(hass: HomeAssistant) -> None:
-    """Home Assistant's core integration, which a real HA always has (conversation needs it)."""
+    """Home Assistant's core integration, which a real HA always has (conversation needs
+    it), and its intent integration, which every HA with Assist has (the timers' own)."""
     assert await async_setup_component(hass, "homeassistant", {})
+    assert await async_setup_component(hass, "intent", {})
 
 
 @pytest.fixture
