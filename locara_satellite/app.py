@@ -46,6 +46,7 @@ from .listening.conversation import Conversation, ConversationChange
 from .listening.speech import SpeechDetector
 from .listening.wake_word import WakeWordDetector
 from .status import State, StatusLine
+from .timers import TIMER_TYPES, RoomTimers
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -107,6 +108,11 @@ class Satellite:
         )
         self._source = ContinuingSource(self.conversation)
         speaker.on_output = self._heard_from_speaker
+        self.timers = RoomTimers(
+            lambda sound_id: self._play_sound(config.timers.sound, sound_id),
+            speaker.flush,
+            self.conversation.open,
+        )
 
     def _heard_from_speaker(self, block: np.ndarray) -> None:
         """The speaker's output, for the echo gate (called on the event loop)."""
@@ -188,6 +194,8 @@ class Satellite:
             self._send_soon(SatelliteState(self._current_state()).event())
         if event.type == LISTEN_TYPE:  # after an announcement that expects an answer
             self.conversation.open("the server asked")
+        if event.type in TIMER_TYPES:
+            self.timers.handle(event)
         if event.type != "pong":
             self.conversation.activity()
         if Flush.is_type(event.type):
@@ -235,11 +243,11 @@ class Satellite:
         if self.client is not None:
             asyncio.get_running_loop().create_task(self.client.send(event))
 
-    def _play_sound(self, path: Path | None) -> None:
+    def _play_sound(self, path: Path | None, sound_id: str | None = None) -> None:
         if path is None:
             return
         audio, pcm = read_wav(path)
-        sound_id = f"sound-{next(self._sound_ids)}"
+        sound_id = sound_id or f"sound-{next(self._sound_ids)}"
 
         async def play() -> None:
             await self.speaker.start_reply(sound_id, audio)

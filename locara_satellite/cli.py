@@ -56,6 +56,7 @@ _OVERRIDES = {
     "send_silence": "activation.send_silence",
     "wake_sound": "activation.wake_sound",
     "done_sound": "activation.done_sound",
+    "timer_sound": "timers.sound",
 }
 
 
@@ -109,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     listening.add_argument("--wake-sound", type=Path, help="a WAV played when a conversation opens")
     listening.add_argument("--done-sound", type=Path, help="a WAV played when it closes")
+    listening.add_argument(
+        "--timer-sound", type=Path, help="a WAV played when a timer finishes (ours by default)"
+    )
     parser.add_argument("--debug", action="store_true")
     return parser
 

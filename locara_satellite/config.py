@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from locara_wyoming.config import read_toml, validate_config
 
+from .sounds import TIMER_SOUND
+
 WAKE_WORDS = ("okay_nabu", "hey_jarvis", "hey_mycroft", "alexa")
 """The microWakeWord models inside the `pymicro-wakeword` wheel."""
 DEFAULT_DATA_DIR = Path("~/.local/share/locara-satellite")
@@ -69,6 +71,19 @@ class ActivationSettings(_SatelliteSection):
         return value
 
 
+class TimerSettings(_SatelliteSection):
+    sound: Path = TIMER_SOUND
+    """Played when a timer finishes, each round until someone says "stop": by default the
+    one that ships with the satellite (locara_satellite/sounds/timer.wav)."""
+
+    @field_validator("sound")
+    @classmethod
+    def _sound_exists(cls, value: Path) -> Path:
+        if not value.is_file():
+            raise ValueError("no such WAV file")
+        return value
+
+
 class SatelliteConfig(_SatelliteSection):
     name: Annotated[str, Field(min_length=1)] = Field(default_factory=socket.gethostname)
     area: str | None = None
@@ -80,6 +95,7 @@ class SatelliteConfig(_SatelliteSection):
     """Where the pairing with a server is kept (`credential.json`)."""
     audio: AudioSettings = AudioSettings()
     activation: ActivationSettings = ActivationSettings()
+    timers: TimerSettings = TimerSettings()
 
     @field_validator("data_dir")
     @classmethod

@@ -313,6 +313,19 @@ class LimitsConfig(_Section):
         return value
 
 
+class TimersConfig(_Section):
+    """How a finished timer rings in its room (Home Assistant's timers: docs/protocol.md)."""
+
+    ring_interval_s: Annotated[float, Field(ge=1, le=600)] = 5.0
+    """The pause between one round of ringing (the satellite's timer sound, then the
+    spoken "your timer is done") and the next."""
+    ring_limit_s: Annotated[float, Field(ge=1, le=86_400)] = 300.0
+    """A timer nobody stops stops ringing after this long."""
+    missed_ring_s: Annotated[float, Field(ge=0, le=86_400)] = 3600.0
+    """A timer that finished while its satellite was away rings when the satellite comes
+    back within this long; later, it is dropped (Home Assistant has said so already)."""
+
+
 class ServerConfig(_Section):
     uri: str = "tcp://0.0.0.0:10700"
     zeroconf: bool = True
@@ -351,6 +364,7 @@ class LocaraConfig(_Section):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     sessions: SessionsConfig = Field(default_factory=SessionsConfig)
+    timers: TimersConfig = Field(default_factory=TimersConfig)
     rooms: list[RoomConfig] = Field(default_factory=list)
     personas: list[PersonaConfig] = Field(default_factory=lambda: [PersonaConfig(name="locara")])
     default_persona: str | None = None

@@ -197,6 +197,7 @@ class LocaraServer:
                 await advertiser.stop()
             await self._server.stop()
             await self._wait_for_connections()
+            await control.timers.close()
             await control.hub.close()
             await backends.close()
             _LOGGER.info("Stopped")

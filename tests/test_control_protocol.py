@@ -33,6 +33,9 @@ from locara_wyoming.protocol.control import (
     SettingsChanged,
     SettingsDone,
     Subscribe,
+    TimerDone,
+    TimerEvent,
+    TimerInfo,
     Unenrol,
     UnenrolDone,
 )
@@ -106,6 +109,15 @@ EVENTS: list[Eventable] = [
     SERVER,
     ServerStatus(server_id="x", name="x", version="1", sessions_active=0),
     SettingsChanged(SETTINGS, OPTIONS),
+    # Home Assistant's timers (timers/).
+    TimerEvent(
+        request_id="8",
+        satellite="den",
+        change="started",
+        timer=TimerInfo("t1", 300, name="pasta", start_minutes=5, language="en"),
+    ),
+    TimerEvent(satellite="den", change="updated", timer=TimerInfo("t1", 120, active=False)),
+    TimerDone(request_id="8", delivered=True),
 ]
 
 
@@ -212,6 +224,18 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
         "options: 'voices' must be a list of strings",
     ),
     ("locara-announce-done", {"satellites": "den"}, "'satellites' must be a list of strings"),
+    (
+        "locara-timer",
+        {"satellite": "den", "change": "rang", "timer": {"id": "t", "seconds_left": 1}},
+        "'change' must be one of started, updated, cancelled, finished",
+    ),
+    (
+        "locara-timer",
+        {"satellite": "den", "change": "started", "timer": {"id": "t", "seconds_left": -1}},
+        "locara-timer: timer: 'seconds_left' must be a whole number of 0 or more",
+    ),
+    ("locara-timer", {"satellite": "den", "change": "started"}, "'timer' is missing"),
+    ("locara-timer-done", {"delivered": "yes"}, "'delivered' must be true or false"),
 ]
 
 

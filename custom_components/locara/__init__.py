@@ -30,6 +30,7 @@ from .data import (
 from .home_control import async_answer_home_request
 from .protocol import HomeRequest
 from .services import async_setup_services
+from .timers import async_setup_timers
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: LocaraConfigEntry) -> bo
     _keep_pin(hass, entry)
     entry.async_on_unload(client.add_listener(lambda: _keep_pin(hass, entry)))
     entry.async_on_unload(client.add_listener(lambda: _add_new_satellites(hass, entry)))
+    async_setup_timers(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_create_background_task(
         hass, _keep_connected(hass, entry), f"{DOMAIN} control connection {entry.title}"

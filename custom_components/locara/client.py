@@ -43,6 +43,9 @@ from .protocol import (
     SettingsChanged,
     SettingsDone,
     Subscribe,
+    TimerDone,
+    TimerEvent,
+    TimerInfo,
     Unenrol,
     UnenrolDone,
 )
@@ -58,7 +61,7 @@ MAX_QUESTION_S = 300.0  # the longest audio a server plays for one announcement
 
 Listener = Callable[[], None]
 HomeRequestHandler = Callable[[HomeRequest], None]
-Request = ChangeSettings | SetMuted | SetRoom | Announce | Enrol | Unenrol
+Request = ChangeSettings | SetMuted | SetRoom | Announce | Enrol | Unenrol | TimerEvent
 Answer = TypeVar("Answer")
 
 
@@ -469,6 +472,13 @@ class LocaraClient:
         """Remove a satellite's enrolment; whether its live session was ended."""
         request = Unenrol(request_id=self._request_id(), name=name)
         return await self._request(request, UnenrolDone.from_event)
+
+    async def timer(self, satellite: str, change: str, timer: TimerInfo) -> bool:
+        """Tell the server of a satellite's timer event; whether the satellite has it now."""
+        request = TimerEvent(
+            request_id=self._request_id(), satellite=satellite, change=change, timer=timer
+        )
+        return (await self._request(request, TimerDone.from_event)).delivered
 
     async def answer_home(self, request_id: str, handled: bool, speech: str | None) -> None:
         connection = self._connection

@@ -45,6 +45,10 @@ ENROL_TYPE = "locara-enrol"
 ENROL_DONE_TYPE = "locara-enrol-done"
 UNENROL_TYPE = "locara-unenrol"
 UNENROL_DONE_TYPE = "locara-unenrol-done"
+TIMER_TYPE = "locara-timer"
+TIMER_DONE_TYPE = "locara-timer-done"
+TIMER_CHANGES = ("started", "updated", "cancelled", "finished")
+"""What a `locara-timer` says happened: Home Assistant's four timer events."""
 
 ROOM_SETTINGS = ("backend", "persona")
 """What a `locara-set-room` may change in a room entry."""
@@ -756,3 +760,96 @@ class HomeRequest(Eventable):
             area=fields.optional_text("area"),
             conversation_id=fields.text("conversation_id"),
         )
+
+
+# -- timers (Home Assistant's timer events for a satellite) ------------------------------
+
+
+@dataclass(frozen=True)
+class TimerInfo:
+    """One of Home Assistant's timers, as it stands when the event is sent."""
+
+    id: str
+    seconds_left: int
+    """Left to run from now (paused: left when it was paused; finished: 0)."""
+    active: bool = True
+    """False while paused."""
+    name: str | None = None
+    start_hours: int | None = None
+    start_minutes: int | None = None
+    start_seconds: int | None = None
+    """The duration as the user said it ("5 minutes"), to say which timer finished."""
+    language: str = "en"
+
+    @staticmethod
+    def _read(fields: _Fields) -> TimerInfo:
+        return TimerInfo(
+            id=fields.filled("id"),
+            seconds_left=fields.count("seconds_left"),
+            active=fields.flag("active", default=True),
+            name=fields.optional_text("name"),
+            start_hours=fields.optional_count("start_hours"),
+            start_minutes=fields.optional_count("start_minutes"),
+            start_seconds=fields.optional_count("start_seconds"),
+            language=fields.text("language") if "language" in fields.data else "en",
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimerEvent(_Request, Eventable):
+    """A timer of a satellite's device started, changed, was cancelled or finished in
+    Home Assistant; answered by `TimerDone`."""
+
+    satellite: str
+    change: str
+    """One of TIMER_CHANGES."""
+    timer: TimerInfo
+
+    def __post_init__(self) -> None:
+        if self.change not in TIMER_CHANGES:
+            raise ControlEventError(
+                f"{TIMER_TYPE}: 'change' must be one of {', '.join(TIMER_CHANGES)}, "
+                f"not {_shown(self.change)}"
+            )
+
+    @staticmethod
+    def is_type(event_type: str) -> bool:
+        return event_type == TIMER_TYPE
+
+    def event(self) -> Event:
+        return Event(
+            TIMER_TYPE,
+            self._data(satellite=self.satellite, change=self.change, timer=asdict(self.timer)),
+        )
+
+    @staticmethod
+    def from_event(event: Event) -> TimerEvent:
+        fields = _Fields(event.data, event.type)
+        return TimerEvent(
+            request_id=fields.request_id(),
+            satellite=fields.filled("satellite"),
+            change=fields.text("change"),
+            timer=TimerInfo._read(fields.fields("timer")),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimerDone(Eventable):
+    """The answer to `TimerEvent`: whether the satellite has it now (it is connected).
+    A `finished` timer not delivered rings when the satellite comes back, if soon enough
+    (`timers.missed_ring_s`); Home Assistant says so where people see it."""
+
+    request_id: str | None = None
+    delivered: bool
+
+    @staticmethod
+    def is_type(event_type: str) -> bool:
+        return event_type == TIMER_DONE_TYPE
+
+    def event(self) -> Event:
+        return Event(TIMER_DONE_TYPE, _with_id(self.request_id, {"delivered": self.delivered}))
+
+    @staticmethod
+    def from_event(event: Event) -> TimerDone:
+        fields = _Fields(event.data, event.type)
+        return TimerDone(request_id=fields.request_id(), delivered=fields.flag("delivered"))

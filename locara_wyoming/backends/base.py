@@ -32,6 +32,17 @@ class HomeControl(Protocol):
         (or gave no answer in time)."""
 
 
+class RoomSounds(Protocol):
+    """What the room sounds besides the session's own replies (an announcement, a ringing
+    timer): the words "stop" end it, and go no further."""
+
+    def sounding(self) -> bool:
+        """Whether something sounds now."""
+
+    async def hush(self) -> bool:
+        """End everything that sounds; whether anything did."""
+
+
 @dataclass(frozen=True)
 class TurnTaking:
     """A room's turn-taking, resolved from `[sessions]` and its `[[rooms]]` entries."""
@@ -53,6 +64,7 @@ class SessionSettings:
     turn_taking: TurnTaking = TurnTaking()
     conversation_id: str | None = None
     """The room's conversation in the history; the session id when not given."""
+    sounds: RoomSounds | None = None
 
 
 class VoiceSession(ABC):

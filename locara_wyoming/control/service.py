@@ -1,5 +1,5 @@
 """The control channel's requests: subscribe, change settings, announce, enrol
-satellites, home answers.
+satellites, home answers, timer events (timers/).
 
 Every request comes on a connection that proved it holds the server's token (the
 exchange in protocol/auth.py, role `control`); the token itself never crosses the
@@ -41,6 +41,7 @@ from ..protocol.control import (
     SET_ROOM_TYPE,
     SETTINGS_TYPE,
     SUBSCRIBE_TYPE,
+    TIMER_TYPE,
     UNENROL_TYPE,
     Announce,
     AnnounceDone,
@@ -59,6 +60,8 @@ from ..protocol.control import (
     SettingsChanged,
     SettingsDone,
     Subscribe,
+    TimerDone,
+    TimerEvent,
     Unenrol,
     UnenrolDone,
 )
@@ -70,13 +73,22 @@ from ..sessions.link import SatelliteGoneError, SessionLink
 from ..sessions.registry import SessionChange
 from ..sessions.routing import route
 from ..stages.tts import VoiceNotFoundError
+from ..timers.service import TimerService
 from .hub import ControlHub, Subscriber
 from .settings import SettingsFile, muted_patch, room_patch, settings_of, with_settings
 
 _LOGGER = logging.getLogger(__name__)
 
 ControlRequest = (
-    Subscribe | ChangeSettings | SetMuted | SetRoom | Announce | Enrol | Unenrol | HomeAnswer
+    Subscribe
+    | ChangeSettings
+    | SetMuted
+    | SetRoom
+    | Announce
+    | Enrol
+    | Unenrol
+    | HomeAnswer
+    | TimerEvent
 )
 REQUESTS: dict[str, Callable[[Event], ControlRequest]] = {
     SUBSCRIBE_TYPE: Subscribe.from_event,
@@ -87,6 +99,7 @@ REQUESTS: dict[str, Callable[[Event], ControlRequest]] = {
     ENROL_TYPE: Enrol.from_event,
     UNENROL_TYPE: Unenrol.from_event,
     HOME_ANSWER_TYPE: HomeAnswer.from_event,
+    TIMER_TYPE: TimerEvent.from_event,
 }
 CONTROL_TYPES = frozenset(REQUESTS)
 
@@ -155,6 +168,7 @@ class ControlService:
         self.hub = ControlHub()
         self.last_v2v_ms: float | None = None
         self._context: ServerContext | None = None
+        self._timers: TimerService | None = None
         self._settings_lock = asyncio.Lock()
         self._asking: set[str] = set()
         """Satellites with a question open: one at a time each."""
@@ -166,11 +180,17 @@ class ControlService:
     def attach(self, context: ServerContext) -> None:
         self._context = context
         context.sessions.add_listener(self.session_changed)
+        self._timers = TimerService(context.sessions, lambda: context.config, self.speak)
 
     @property
     def context(self) -> ServerContext:
         assert self._context is not None, "attach() the server context first"
         return self._context
+
+    @property
+    def timers(self) -> TimerService:
+        assert self._timers is not None, "attach() the server context first"
+        return self._timers
 
     # -- requests -----------------------------------------------------------------
 
@@ -217,6 +237,9 @@ class ControlService:
                 return UnenrolDone(
                     request_id=request.request_id, name=request.name, ended_session=ended
                 ).event()
+            case TimerEvent():
+                delivered = await self.timers.handle(request)
+                return TimerDone(request_id=request.request_id, delivered=delivered).event()
         return SettingsDone(request_id=request.request_id, settings=settings).event()
 
     def state(self, request_id: str | None = None) -> ControlState:
@@ -442,6 +465,13 @@ class ControlService:
         if sound.media is None:
             async for speech in self.context.stages.tts.synthesize(text, voice, None):
                 yield speech
+
+    async def speak(self, link: SessionLink, text: str) -> float:
+        """Say `text` on `link` in its room's persona voice, cutting a reply that plays; how
+        long it plays (s). SatelliteGoneError when the satellite leaves meanwhile."""
+        voice = self._voice_of(link)
+        tts = self.context.stages.tts
+        return await link.announce(text, tts.synthesize(text, voice, None), self._tts_format(voice))
 
     # -- what sessions tell ---------------------------------------------------------
 

@@ -12,7 +12,9 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from wyoming.asr import Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
@@ -44,6 +46,11 @@ UPLINK_TYPES = {
 }  # fmt: skip
 
 
+ANNOUNCEMENT_MARGIN_S = 1.0
+"""An announcement counts as playing this long after its audio should have played out
+(and at least after its last audio was sent), for a satellite's buffer and pace."""
+
+
 class SessionEnded(Exception):
     """The satellite ended its session (`audio-stop`)."""
 
@@ -59,6 +66,15 @@ async def _from_another_connection(satellite: str) -> AsyncIterator[None]:
         yield
     except (ConnectionError, OSError) as error:
         raise SatelliteGoneError(f"{satellite} has gone: {error}") from error
+
+
+@dataclass(frozen=True)
+class _Sound:
+    """Something the room is sounding that "stop" ends: an announcement, a ringing timer."""
+
+    stop: Callable[[], Awaitable[None]]
+    until: float | None = None
+    """When it will have played out (monotonic); None: until it is taken away."""
 
 
 class SessionLink:
@@ -104,6 +120,9 @@ class SessionLink:
         self._downlink: asyncio.Task[None] | None = None
         self._downlink_lock = asyncio.Lock()
         """Held while one reply's events go out, so an announcement never interleaves."""
+        self._sounds: dict[str, _Sound] = {}
+        self._cut_short: set[str] = set()
+        """Announcements "stop" ended while they were being sent."""
 
     async def start(self) -> None:
         await self._write(self.started.event())
@@ -140,6 +159,7 @@ class SessionLink:
         elif Played.is_type(event.type):
             report = PlayedReport.from_event(event)
             self.session.report_played(report.reply_id, report.samples)
+            self.remove_sound(report.reply_id)  # an announcement, played out
             if self._played_watch is not None:
                 self._played_watch.reported(report.reply_id)
         elif SatelliteState.is_type(event.type):
@@ -217,20 +237,33 @@ class SessionLink:
         self, text: str, audio: AsyncIterator[bytes], audio_format: PcmFormat
     ) -> float:
         """Say `text`, whose speech `audio` yields, as a reply of its own, cutting the reply
-        that is playing; the seconds of audio sent. SatelliteGoneError when the satellite's
+        that is playing; how long it plays (s). SatelliteGoneError when the satellite's
         connection is lost."""
         await self.session.interrupt()
         reply_id = f"announce-{uuid.uuid4().hex[:8]}"
         _LOGGER.info("%s: announcing", self.satellite)
-        sent = 0
-        async with _from_another_connection(self.satellite), self._downlink_lock:
-            await self._send(session_events.ReplyStarted(reply_id))
-            await self._send(session_events.ReplyText(reply_id, text))
-            async for block in audio:
-                sent += len(block)
-                await self._send(session_events.ReplyAudio(reply_id, block, audio_format))
-            await self._send(session_events.ReplyFinished(reply_id, text, {}))
-        return sent / audio_format.bytes_per_second
+        started_at, seconds = time.monotonic(), 0.0
+        self.add_sound(reply_id, partial(self._cut, reply_id))  # "stop" cuts it from now on
+        try:
+            async with _from_another_connection(self.satellite), self._downlink_lock:
+                await self._send(session_events.ReplyStarted(reply_id))
+                await self._send(session_events.ReplyText(reply_id, text))
+                async for block in audio:
+                    if reply_id in self._cut_short:
+                        break
+                    seconds += len(block) / audio_format.bytes_per_second
+                    await self._send(session_events.ReplyAudio(reply_id, block, audio_format))
+                if reply_id in self._cut_short:  # "stop" while it was being made
+                    self._cut_short.discard(reply_id)
+                    await self._send(session_events.ReplyInterrupted(reply_id))
+                else:
+                    await self._send(session_events.ReplyFinished(reply_id, text, {}))
+        finally:
+            sounding = self._sounds.pop(reply_id, None) is not None  # not hushed meanwhile
+        if sounding:  # until it has played out (or the satellite says so: `played`)
+            until = max(started_at + seconds, time.monotonic()) + ANNOUNCEMENT_MARGIN_S
+            self.add_sound(reply_id, partial(self._cut, reply_id), until=until)
+        return seconds
 
     async def hear_answer(self, words: asyncio.Future[str], timeout_s: float) -> str:
         """The user's next words, which `words` (the session's `next_words`) brings: NoAnswer
@@ -251,6 +284,54 @@ class SessionLink:
         """Ask the satellite to open its conversation, as its wake word would."""
         async with _from_another_connection(self.satellite):
             await self._write(Event(type=LISTEN_TYPE))
+
+    # -- what the room sounds besides replies, and "stop" -----------------------------
+
+    async def tell(self, event: Event) -> None:
+        """Send the satellite `event` between replies' events (a timer's). SatelliteGoneError
+        when the satellite's connection is lost."""
+        async with _from_another_connection(self.satellite), self._downlink_lock:
+            await self._write(event)
+
+    def add_sound(
+        self, name: str, stop: Callable[[], Awaitable[None]], until: float | None = None
+    ) -> None:
+        """The room sounds `name` (until `until`, or until `remove_sound`); `stop` ends it
+        when the user says "stop"."""
+        now = time.monotonic()
+        self._sounds = {
+            key: sound
+            for key, sound in self._sounds.items()
+            if sound.until is None or sound.until > now  # announcements played out go
+        }
+        self._sounds[name] = _Sound(stop, until)
+
+    def remove_sound(self, name: str) -> None:
+        self._sounds.pop(name, None)
+
+    def sounding(self) -> bool:
+        """Whether an announcement plays or a timer rings now: what "stop" would end."""
+        now = time.monotonic()
+        return any(sound.until is None or sound.until > now for sound in self._sounds.values())
+
+    async def hush(self) -> bool:
+        """End everything the room sounds (the user said "stop"); whether anything did."""
+        now = time.monotonic()
+        sounds, self._sounds = self._sounds, {}
+        sounding = [s for s in sounds.values() if s.until is None or s.until > now]
+        for sound in sounding:
+            await sound.stop()
+        return bool(sounding)
+
+    async def _cut(self, reply_id: str) -> None:
+        """Stop an announcement, as a barge-in stops a reply: while it is being made, its
+        making stops (`announce` sees `_cut_short`); once sent, the satellite drops it."""
+        self._cut_short.add(reply_id)
+        with contextlib.suppress(SatelliteGoneError):
+            async with _from_another_connection(self.satellite), self._downlink_lock:
+                if reply_id in self._cut_short:
+                    self._cut_short.discard(reply_id)
+                    await self._send(session_events.ReplyInterrupted(reply_id))
 
     async def move(self, session: VoiceSession, started: SessionStarted) -> None:
         """Go on with another backend or persona: the old session ends, its reply is cut.

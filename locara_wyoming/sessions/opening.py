@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..audio_format import PcmFormat
-from ..backends.base import HomeControl, SessionSettings, VoiceSession
+from ..backends.base import HomeControl, RoomSounds, SessionSettings, VoiceSession
 from ..backends.registry import Backends
 from ..config import LocaraConfig
 from ..protocol.session import SessionStarted
@@ -26,6 +26,7 @@ async def open_session(
     owner: SessionOwner,
     area: str | None,
     home_control: HomeControl | None,
+    sounds: RoomSounds | None = None,
 ) -> OpenedSession:
     """A session for the satellite; BackendFullError when its backend serves all it can."""
     satellite = owner.satellite
@@ -33,7 +34,7 @@ async def open_session(
     backend = backends.get(chosen.backend)
     settings = SessionSettings(
         session_id, satellite, area, chosen.persona, home_control, chosen.turn_taking,
-        owner.conversation_id(session_id),
+        owner.conversation_id(session_id), sounds,
     )  # fmt: skip
     started = SessionStarted(
         session_id=session_id,

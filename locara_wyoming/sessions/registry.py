@@ -40,6 +40,22 @@ class SessionChange(enum.Enum):
     CLOSED = "closed"
 
 
+class _LinkSounds:
+    """The room sounds of whichever link holds a session id now (a resume replaces it)."""
+
+    def __init__(self, sessions: dict[str, SessionLink], session_id: str) -> None:
+        self._sessions = sessions
+        self._session_id = session_id
+
+    def sounding(self) -> bool:
+        link = self._sessions.get(self._session_id)
+        return link is not None and link.sounding()
+
+    async def hush(self) -> bool:
+        link = self._sessions.get(self._session_id)
+        return link is not None and await link.hush()
+
+
 SessionListener = Callable[[SessionLink, SessionChange], None]
 HomeControlFor = Callable[[str, str, str | None], HomeControl]
 """The way to Home Assistant for a session: (session id, satellite, area)."""
@@ -120,6 +136,7 @@ class SessionRegistry:
         opened = await open_session(
             self._backends, config, session_id, owner, request.area,
             self._home_control_for(owner, session_id, request.area),
+            _LinkSounds(self._sessions, session_id),
         )  # fmt: skip
         link = SessionLink(
             opened.session, opened.started, write, disconnect, owner, request.area,
@@ -197,6 +214,7 @@ class SessionRegistry:
             opened = await open_session(
                 self._backends, config, session_id, link.owner, link.area,
                 self._home_control_for(link.owner, session_id, link.area),
+                _LinkSounds(self._sessions, session_id),
             )  # fmt: skip
         except Busy as error:
             _LOGGER.warning("%s stays on %s: %s", link.satellite, link.started.backend, error)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ...audio_format import PcmFormat
-from ...backends.base import HomeControl
+from ...backends.base import HomeControl, RoomSounds
 from ...config import PersonaConfig
 from ...conversation.agent import AgentReply, ConversationAgent
 from ...stages.remote import RemoteServiceError
@@ -64,6 +64,7 @@ class AnswerContext:
     emit: Callable[[SessionEvent], None]
     emit_audio: Callable[[ReplyAudio], Awaitable[None]]
     home_control: HomeControl | None = None
+    sounds: RoomSounds | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,19 @@ class Answer:
         if not question.done():
             question.set_result(text)
 
+    async def _hushed(self, text: str) -> bool:
+        """Whether `text` only said "stop" while an announcement played or a timer rang, and
+        once the turn was over, ended it: then nothing answers, and nothing enters the
+        history (the LLM never sees it)."""
+        sounds = self.context.sounds
+        if sounds is None or not is_stop_request(text) or not sounds.sounding():
+            return False
+        await self._committed.wait()
+        if not await sounds.hush():
+            return False
+        _LOGGER.info("The user said stop: the announcement or timer ended")
+        return True
+
     async def _run(self, audio: np.ndarray) -> None:
         try:
             await self._transcribe_and_answer(audio)
@@ -212,8 +226,11 @@ class Answer:
         self.transcribed.set_result(text)
         if not text:
             return
-        if self.question is not None:
+        if self.question is not None:  # whatever the words, they answer the question
             await self._answer_question(self.question, text)
+            return
+        if await self._hushed(text):
+            self._emit(UserTranscript(text))
             return
         if continues is not None:
             continues.answer.withdraw()  # answered again, as a whole, now

@@ -16,7 +16,7 @@ STOP_REQUESTS = frozenset(
         "stop", "stop it", "stop please", "please stop", "stop stop", "okay stop", "ok stop",
         "cancel", "cancel that", "never mind", "nevermind", "forget it", "wait",
         "quiet", "be quiet", "shut up", "enough", "that's enough", "that is enough",
-        "no stop", "hush",
+        "no stop", "hush", "stop the timer", "stop timer", "stop the alarm", "turn it off",
     }
 )  # fmt: skip
 

@@ -95,6 +95,7 @@ class PipelineSession(VoiceSession):
             emit=self._emit,
             emit_audio=self._emit_audio,
             home_control=settings.home_control,
+            sounds=settings.sounds,
         )
         self._audio_budget = sessions.max_buffered_audio_s * audio_format.bytes_per_second
         self._budget_freed = asyncio.Event()

@@ -1,0 +1,1 @@
+"""Home Assistant's timers in their rooms: kept per satellite, rung when they finish."""
