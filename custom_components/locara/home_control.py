@@ -17,6 +17,7 @@ answers only when that agent fails.
 
 from __future__ import annotations
 
+import inspect
 import logging
 
 from homeassistant.components import conversation
@@ -33,6 +34,10 @@ from .data import LocaraConfigEntry, satellite_identifier
 from .protocol import HomeRequest
 
 _LOGGER = logging.getLogger(__name__)
+
+PASSES_SATELLITE = "satellite_id" in inspect.signature(conversation.async_converse).parameters
+"""Whether this Home Assistant tells agents which satellite spoke (newer releases than
+the oldest supported, 2025.8, do); the device goes with every request either way."""
 
 # Errors that mean "not for this agent", or that it failed: the LLM answers these.
 NOT_HANDLED = {
@@ -93,6 +98,9 @@ async def async_ask_home_assistant(
         identifiers={satellite_identifier(entry.runtime_data.server_id, request.satellite)}
     )
     agent_id = home_agent(hass, entry, area_of(hass, device, request.area))
+    context: dict[str, str | None] = {"device_id": device.id if device is not None else None}
+    if PASSES_SATELLITE:
+        context["satellite_id"] = _assist_satellite(hass, device) if device is not None else None
     try:
         result = await conversation.async_converse(
             hass,
@@ -101,8 +109,7 @@ async def async_ask_home_assistant(
             Context(),
             language=request.language,
             agent_id=agent_id,
-            device_id=device.id if device is not None else None,
-            satellite_id=_assist_satellite(hass, device) if device is not None else None,
+            **context,
         )
     except Exception as error:  # an agent's bug must not leave the room waiting
         # The words are logged at debug only (below): logs end up in bug reports.

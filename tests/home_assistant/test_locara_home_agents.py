@@ -34,7 +34,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.locara.const import DOMAIN
-from custom_components.locara.home_control import async_ask_home_assistant
+from custom_components.locara.home_control import PASSES_SATELLITE, async_ask_home_assistant
 from custom_components.locara.protocol import HomeRequest
 
 from .conftest import LocaraServer
@@ -317,7 +317,9 @@ async def test_what_the_agent_does_not_handle_is_left_to_the_llm(
             "conversation-1",
             "en",
         )
-        assert heard.satellite_id in satellites, heard
+        # Older Home Assistant releases do not pass the satellite on (home_control.py).
+        sent = getattr(heard, "satellite_id", None)
+        assert sent in satellites if PASSES_SATELLITE else sent is None, heard
 
         caplog.clear()
         with caplog.at_level(logging.WARNING, HOME_CONTROL_LOG):
@@ -334,4 +336,4 @@ async def test_what_the_agent_does_not_handle_is_left_to_the_llm(
     assert answer == (True, "Quiet, please.") and study_agent.heard[-1].device_id is None
     answer = await async_ask_home_assistant(hass, entry, request("Hello.", "ghost", None))
     assert answer == (True, "The butler heard you.")
-    assert default_agent.heard[-1].satellite_id is None
+    assert getattr(default_agent.heard[-1], "satellite_id", None) is None
