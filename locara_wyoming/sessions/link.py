@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import time
 import uuid
@@ -42,6 +43,21 @@ UPLINK_TYPES = {
     "audio-start", "audio-chunk", "audio-stop", "played",
     "locara-state", "detection", "voice-started", "voice-stopped",
 }  # fmt: skip
+
+
+ANNOUNCE_PLAYED_MARGIN_S = 3.0
+"""How long after an announcement could have played out (its first audio sent plus its
+length, or its last audio sent, whichever is later) its `played` report may come."""
+
+
+class Playback(enum.Enum):
+    """How an announcement went, as its satellite's `played` report says."""
+
+    PLAYED = "played"
+    INTERRUPTED = "interrupted"
+    """Reported with fewer samples than were sent: a flush cut it short."""
+    UNCONFIRMED = "unconfirmed"
+    """No report within `ANNOUNCE_PLAYED_MARGIN_S`: sent, and should have played."""
 
 
 class SessionEnded(Exception):
@@ -104,6 +120,8 @@ class SessionLink:
         self._downlink: asyncio.Task[None] | None = None
         self._downlink_lock = asyncio.Lock()
         """Held while one reply's events go out, so an announcement never interleaves."""
+        self._announcements: dict[str, asyncio.Future[int]] = {}
+        """Announcements waiting for their `played` report: the samples it gives."""
 
     async def start(self) -> None:
         await self._write(self.started.event())
@@ -142,6 +160,9 @@ class SessionLink:
             self.session.report_played(report.reply_id, report.samples)
             if self._played_watch is not None:
                 self._played_watch.reported(report.reply_id)
+            announcement = self._announcements.get(report.reply_id)
+            if announcement is not None and not announcement.done():
+                announcement.set_result(report.samples)
         elif SatelliteState.is_type(event.type):
             self._set_state(SatelliteState.from_event(event).state)
             _LOGGER.info("%s: %s", self.satellite, self.state)
@@ -215,22 +236,48 @@ class SessionLink:
 
     async def announce(
         self, text: str, audio: AsyncIterator[bytes], audio_format: PcmFormat
-    ) -> float:
+    ) -> Playback:
         """Say `text`, whose speech `audio` yields, as a reply of its own, cutting the reply
-        that is playing; the seconds of audio sent. SatelliteGoneError when the satellite's
-        connection is lost."""
+        that is playing, and wait until the satellite reports it played (see `Playback`).
+        SatelliteGoneError when the satellite's connection is lost first."""
         await self.session.interrupt()
         reply_id = f"announce-{uuid.uuid4().hex[:8]}"
+        report = asyncio.get_running_loop().create_future()
+        self._announcements[reply_id] = report
         _LOGGER.info("%s: announcing", self.satellite)
-        sent = 0
-        async with _from_another_connection(self.satellite), self._downlink_lock:
-            await self._send(session_events.ReplyStarted(reply_id))
-            await self._send(session_events.ReplyText(reply_id, text))
-            async for block in audio:
-                sent += len(block)
-                await self._send(session_events.ReplyAudio(reply_id, block, audio_format))
-            await self._send(session_events.ReplyFinished(reply_id, text, {}))
-        return sent / audio_format.bytes_per_second
+        try:
+            sent, first_at = 0, None
+            async with _from_another_connection(self.satellite), self._downlink_lock:
+                await self._send(session_events.ReplyStarted(reply_id))
+                await self._send(session_events.ReplyText(reply_id, text))
+                async for block in audio:
+                    first_at = first_at or time.monotonic()
+                    sent += len(block)
+                    await self._send(session_events.ReplyAudio(reply_id, block, audio_format))
+                await self._send(session_events.ReplyFinished(reply_id, text, {}))
+            now = time.monotonic()
+            playable_until = max((first_at or now) + sent / audio_format.bytes_per_second, now)
+            timeout_s = playable_until - now + ANNOUNCE_PLAYED_MARGIN_S
+            return await self._played(report, sent // audio_format.frame_bytes, timeout_s)
+        finally:
+            del self._announcements[reply_id]
+            if not report.cancel() and not report.cancelled():
+                report.exception()  # taken: a session that closed while sending is told above
+
+    async def _played(
+        self, report: asyncio.Future[int], samples: int, timeout_s: float
+    ) -> Playback:
+        try:
+            # The timeout outside: its TimeoutError is an OSError, not the satellite gone.
+            async with asyncio.timeout(timeout_s), _from_another_connection(self.satellite):
+                played = await report
+        except TimeoutError:
+            _LOGGER.warning(
+                "%s: no played report for an announcement within %.0f s of its end",
+                self.satellite, ANNOUNCE_PLAYED_MARGIN_S,
+            )  # fmt: skip
+            return Playback.UNCONFIRMED
+        return Playback.PLAYED if played >= samples else Playback.INTERRUPTED
 
     async def hear_answer(self, words: asyncio.Future[str], timeout_s: float) -> str:
         """The user's next words, which `words` (the session's `next_words`) brings: NoAnswer
@@ -346,6 +393,9 @@ class SessionLink:
         self._closed = True
         if self._played_watch is not None:
             self._played_watch.close()
+        for announcement in self._announcements.values():
+            if not announcement.done():
+                announcement.set_exception(ConnectionError("the session closed"))
         await self.session.close()
         if self._downlink is not None:
             self._downlink.cancel()
