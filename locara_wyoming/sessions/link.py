@@ -240,6 +240,8 @@ class SessionLink:
         """Say `text`, whose speech `audio` yields, as a reply of its own, cutting the reply
         that is playing, and wait until the satellite reports it played (see `Playback`).
         SatelliteGoneError when the satellite's connection is lost first."""
+        if self._closed:
+            raise SatelliteGoneError(f"{self.satellite} has gone")
         await self.session.interrupt()
         reply_id = f"announce-{uuid.uuid4().hex[:8]}"
         report = asyncio.get_running_loop().create_future()
@@ -255,6 +257,8 @@ class SessionLink:
                     sent += len(block)
                     await self._send(session_events.ReplyAudio(reply_id, block, audio_format))
                 await self._send(session_events.ReplyFinished(reply_id, text, {}))
+            if not sent:  # no audio-start, so no report: nothing to play
+                return Playback.PLAYED
             now = time.monotonic()
             playable_until = max((first_at or now) + sent / audio_format.bytes_per_second, now)
             timeout_s = playable_until - now + ANNOUNCE_PLAYED_MARGIN_S
