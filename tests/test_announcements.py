@@ -18,6 +18,7 @@ from locara_wyoming.bench.server_process import ServerProcess
 from locara_wyoming.client.scripted import ScriptedSatellite
 from locara_wyoming.errors import TooLarge
 from locara_wyoming.media import MediaError, decode_media
+from locara_wyoming.sessions.link import ANNOUNCE_PLAYED_MARGIN_S
 
 from .support.control_client import ControlClient, control, token_of
 from .support.rooms import satellite
@@ -272,3 +273,97 @@ async def test_a_question_nobody_answers_or_a_room_that_leaves_is_an_error(
 
     area = await hub.request("locara-announce", text="Hi?", area="Porch", answer=True)
     assert area.data["code"] == "bad-request" and "one satellite" in area.data["text"]
+
+
+# -- answered once played -------------------------------------------------------------
+
+
+def report_played_late(room: ScriptedSatellite, delay_s: float | None) -> list[float]:
+    """Make `room` send each reply's `played` report `delay_s` after the reply has played
+    out (None: never); the times it sent them."""
+    finish = room.speaker.finish_reply
+    reported: list[float] = []
+
+    async def late(reply_id: str) -> int:
+        samples = await finish(reply_id)
+        if delay_s is None:
+            await asyncio.Event().wait()  # until the session ends
+        await asyncio.sleep(delay_s or 0.0)
+        reported.append(time.monotonic())
+        return samples
+
+    room.speaker.finish_reply = late  # type: ignore[method-assign]
+    return reported
+
+
+async def test_an_announcement_is_answered_once_the_satellite_reports_it_played(
+    server: ServerProcess, hub: ControlClient
+) -> None:
+    media = wav_file(tone(440, 1.0))
+    async with satellite(server, "attic", area="Attic", enrolled=True) as room:
+        reported = report_played_late(room, 1.5)
+        asked = time.monotonic()
+        done = await hub.request(
+            "locara-announce", payload=media, text="Time for bed.", satellite="attic",
+            media_bytes=len(media), listen=True,
+        )  # fmt: skip
+        answered = time.monotonic()
+        assert done.type == "locara-announce-done", done.data
+        assert done.data["satellites"] == ["attic"]
+        assert "interrupted" not in done.data and "unconfirmed" not in done.data, done.data
+        _, reply = await room.reply_after(asked)
+        assert reply.ended_at is not None and len(reported) == 1
+        assert reply.ended_at < reported[0] < answered, "not before the satellite said so"
+        # The room listens only once the announcement is over: it would hear itself.
+        listen = await room.wait_for("locara-listen", asked)
+        assert listen.at > reported[0]
+
+
+async def test_an_announcement_never_reported_is_unconfirmed_and_a_room_that_leaves_an_error(
+    server: ServerProcess, hub: ControlClient
+) -> None:
+    media = wav_file(tone(440, 1.0))
+    async with satellite(server, "loft", area="Loft", enrolled=True) as room:
+        report_played_late(room, None)
+        asked = time.monotonic()
+        done = await hub.request(
+            "locara-announce", payload=media, text="", satellite="loft", media_bytes=len(media)
+        )
+        waited = time.monotonic() - asked
+        assert done.data["satellites"] == ["loft"] and done.data["unconfirmed"] == ["loft"]
+        # The audio's length, then the margin for its report.
+        assert 1.0 + ANNOUNCE_PLAYED_MARGIN_S - 0.2 < waited < 1.0 + ANNOUNCE_PLAYED_MARGIN_S + 5
+
+        asked = time.monotonic()
+        leaving = asyncio.create_task(
+            hub.request(
+                "locara-announce", payload=media, text="", satellite="loft",
+                media_bytes=len(media),
+            )
+        )  # fmt: skip
+        await room.wait_for("handled", asked)
+    gone = await asyncio.wait_for(leaving, 10)
+    assert gone.type == "error" and gone.data["code"] == "not-found", gone.data
+    assert "loft left before the announcement had played" in gone.data["text"]
+
+
+async def test_an_announcement_the_satellite_cuts_short_is_answered_interrupted(
+    server: ServerProcess, hub: ControlClient
+) -> None:
+    media = wav_file(tone(440, 4.0))
+    async with satellite(server, "nook", area="Nook", enrolled=True) as room:
+        asked = time.monotonic()
+        announcing = asyncio.create_task(
+            hub.request(
+                "locara-announce", payload=media, text="", satellite="nook",
+                media_bytes=len(media),
+            )
+        )  # fmt: skip
+        handled = await room.wait_for("handled", asked)
+        reply_id, _ = await room.reply_after(asked)
+        assert reply_id == handled.event.data["context"]["reply_id"]
+        await asyncio.sleep(0.5)
+        room.speaker.flush(reply_id)  # as its own stop button would
+        done = await asyncio.wait_for(announcing, 10)
+        assert done.data["satellites"] == ["nook"] and done.data["interrupted"] == ["nook"]
+        assert time.monotonic() - asked < 4.0, "answered on the report, not at the audio's end"

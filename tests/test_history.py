@@ -69,3 +69,22 @@ def test_a_full_history_lets_its_older_half_go_at_once() -> None:
     # The prompt's first turn changes once every two turns, not at every turn.
     assert starts == ["u0", "u0", "u0", "u0", "u2", "u2", "u4", "u4", "u6"]
     assert [turn.user for turn in conversation.turns] == ["u6", "u7", "u8"]
+
+
+def test_an_announcement_is_the_personas_turn_and_its_prompt_lasts_while_it_is_kept() -> None:
+    conversation = ConversationStore(max_turns=2, ttl_s=60, max_conversations=10).get("a")
+    conversation.add(Turn(user=None, assistant="Heating on?", extra_system_prompt="It is cold."))
+    assert conversation.messages("system", "yes") == [
+        {"role": "system", "content": "system\n\nIt is cold."},
+        {"role": "assistant", "content": "Heating on?"},
+        {"role": "user", "content": "yes"},
+    ]
+    # A media announcement shows no text: only its prompt counts; the latest prompt wins.
+    conversation.add(Turn(user=None, assistant="", extra_system_prompt="The door bell rang."))
+    assert [m["content"] for m in conversation.messages("system", None)] == [
+        "system\n\nThe door bell rang.",
+        "Heating on?",
+    ]
+    conversation.add(Turn(user="who was it", assistant="The postman."))
+    conversation.add(Turn(user="thanks", assistant="You are welcome."))
+    assert conversation.messages("system", None)[0]["content"] == "system", "gone with its turn"

@@ -26,7 +26,7 @@ from homeassistant.components.assist_satellite import (
 )
 from homeassistant.components.assist_satellite.entity import AssistSatelliteState
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
@@ -35,6 +35,7 @@ from .const import DOMAIN, signal_new_satellite
 from .data import LocaraConfigEntry
 from .entity import LocaraSatelliteEntity
 from .media import MAX_MEDIA_BYTES, MediaTooLarge, async_fetch_audio, async_read_chime
+from .protocol import MAX_EXTRA_PROMPT_CHARS
 
 PARALLEL_UPDATES = 0
 
@@ -94,7 +95,7 @@ class LocaraAssistSatellite(LocaraSatelliteEntity, AssistSatelliteEntity):
     ) -> None:
         """`assist_satellite.announce`: `message` in the room's persona voice, or
         `media_id` played (showing `message`), after the chime unless `preannounce` is
-        off; returns once the server has sent it."""
+        off; returns once the satellite has played it."""
         chime, media = await self._audio(media_id, preannounce, preannounce_media_id)
         await self._asked(
             self.client.announce(message or "", self.satellite, chime=chime, media=media)
@@ -108,13 +109,25 @@ class LocaraAssistSatellite(LocaraSatelliteEntity, AssistSatelliteEntity):
         preannounce: bool = True,
         preannounce_media_id: str | None = None,
     ) -> None:
-        """`assist_satellite.start_conversation`: announce, then the room listens without
-        its wake word and its persona answers. (`extra_system_prompt` is not used: the
-        room's persona has its own prompt, set on the server.)"""
+        """`assist_satellite.start_conversation`: announce, then, once it has played, the
+        room listens without its wake word and its persona answers, knowing what it said
+        (the message joins the room's conversation) and told `extra_system_prompt`."""
+        if extra_system_prompt is not None and len(extra_system_prompt) > MAX_EXTRA_PROMPT_CHARS:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="extra_prompt_too_long",
+                translation_placeholders={"limit": str(MAX_EXTRA_PROMPT_CHARS)},
+            )
         chime, media = await self._audio(start_media_id, preannounce, preannounce_media_id)
-        text = start_message or ""
         await self._asked(
-            self.client.announce(text, self.satellite, listen=True, chime=chime, media=media)
+            self.client.announce(
+                start_message or "",
+                self.satellite,
+                listen=True,
+                chime=chime,
+                media=media,
+                extra_system_prompt=extra_system_prompt or None,
+            )
         )
 
     async def async_internal_ask_question(

@@ -421,10 +421,12 @@ class LocaraClient:
         *,
         chime: bytes = b"",
         media: bytes = b"",
+        extra_system_prompt: str | None = None,
     ) -> list[str]:
         """Speak `text` on a satellite, or play `media` (an audio file) showing `text`,
         after `chime` (an audio file) where given; then open its conversation when
-        `listen`. The satellites reached."""
+        `listen`, its persona told `extra_system_prompt`. Returns once it has played:
+        the satellites reached."""
         request = Announce(
             request_id=self._request_id(),
             text=text,
@@ -432,8 +434,11 @@ class LocaraClient:
             listen=listen,
             chime=chime,
             media=media,
+            extra_system_prompt=extra_system_prompt,
         )
-        return (await self._request(request, AnnounceDone.from_event)).satellites
+        # The server answers once the announcement has played.
+        wait_s = REQUEST_TIMEOUT_S + MAX_QUESTION_S
+        return (await self._request(request, AnnounceDone.from_event, wait_s)).satellites
 
     async def ask(
         self,

@@ -99,6 +99,14 @@ class VoiceSession(ABC):
         return None
 
     @abstractmethod
+    def announced(
+        self, text: str, extra_system_prompt: str | None = None, interrupted: bool = False
+    ) -> None:
+        """The room heard `text` announced (`interrupted`: cut short) and is now asked to
+        answer it: the conversation keeps it as the persona's words, and
+        `extra_system_prompt` for the persona."""
+
+    @abstractmethod
     async def close(self) -> None: ...
 
 

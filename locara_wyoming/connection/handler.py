@@ -28,7 +28,7 @@ from ..control.service import (
     HOME_ANSWER,
     ControlClient,
     ControlService,
-    waits_for_a_person,
+    waits_on_a_room,
 )
 from ..errors import Busy, LocaraError, Timeout, UnknownEvent
 from ..protocol.auth import TLS_TYPE
@@ -48,8 +48,9 @@ from .reader import ProtocolError, ReadLimits, read_event
 _LOGGER = logging.getLogger(__name__)
 
 MAX_QUEUED_REQUESTS = 4
-MAX_WAITING_REQUESTS = 4
-"""Questions (`locara-announce` with `answer`) waiting on people at once, per connection."""
+MAX_WAITING_REQUESTS = 8
+"""Announcements (until played) and questions (until answered) waiting on rooms at once,
+per connection."""
 
 
 class WyomingConnection(AsyncEventHandler):
@@ -274,7 +275,7 @@ class WyomingConnection(AsyncEventHandler):
             await self._control_service.handle(self._control, event)
             return
         request = functools.partial(self._control_request, event)
-        if waits_for_a_person(event):  # a question: the queue must not wait on its answer
+        if waits_on_a_room(event):  # the queue must not wait while it plays or is answered
             self._start_waiting(request, event.data.get("id"))
             return
         self._enqueue(request, event.data.get("id"))
@@ -301,11 +302,16 @@ class WyomingConnection(AsyncEventHandler):
                 return
 
     def _start_waiting(self, request: Request, request_id: object) -> None:
-        """Serve a request that waits on a person beside the queue, at most
+        """Serve a request that waits on a room beside the queue, at most
         MAX_WAITING_REQUESTS at once."""
         if len(self._waiting) >= MAX_WAITING_REQUESTS:
-            raise Busy(f"{MAX_WAITING_REQUESTS} questions already wait on this connection")
-        task = asyncio.create_task(self._serve(request, request_id), name=f"question {self.peer}")
+            raise Busy(
+                f"{MAX_WAITING_REQUESTS} announcements and questions already wait on this "
+                "connection"
+            )
+        task = asyncio.create_task(
+            self._serve(request, request_id), name=f"announcement {self.peer}"
+        )
         self._waiting.add(task)
         task.add_done_callback(self._waiting.discard)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -69,7 +69,7 @@ from ..security.enrolment import EnrolmentError
 from ..security.identity import Identity, load_identity
 from ..security.principal import STRANGER, Principal
 from ..server_context import ServerContext
-from ..sessions.link import SatelliteGoneError, SessionLink
+from ..sessions.link import Playback, SatelliteGoneError, SessionLink
 from ..sessions.registry import SessionChange
 from ..sessions.routing import route
 from ..stages.tts import VoiceNotFoundError
@@ -104,10 +104,11 @@ REQUESTS: dict[str, Callable[[Event], ControlRequest]] = {
 CONTROL_TYPES = frozenset(REQUESTS)
 
 
-def waits_for_a_person(event: Event) -> bool:
-    """Whether the request's answer waits on someone in a room (a question): it is served
-    beside the connection's queue, which must not wait that long."""
-    return event.type == ANNOUNCE_TYPE and event.data.get("answer") is True
+def waits_on_a_room(event: Event) -> bool:
+    """Whether the request's answer waits on a room (an announcement until it has played,
+    a question until it is answered): it is served beside the connection's queue, which
+    must not wait that long."""
+    return event.type == ANNOUNCE_TYPE
 
 
 HOME_ANSWER = HOME_ANSWER_TYPE
@@ -362,8 +363,8 @@ class ControlService:
     # -- announcements --------------------------------------------------------------
 
     async def announce(self, request: Announce) -> AnnounceDone:
-        """Speak (or play) the announcement on its satellites; with `request.answer`, the
-        room's next words."""
+        """Speak (or play) the announcement on its satellites, answered once each has
+        reported it played; with `request.answer`, the room's next words."""
         context = self.context
         text, satellite, area = request.text.strip(), request.satellite, request.area
         limit = context.config.limits.max_text_chars
@@ -379,23 +380,29 @@ class ControlService:
         if question is not None:
             self._asking.add(links[0].satellite)
         try:
-            said = await asyncio.gather(
+            playbacks = await asyncio.gather(
                 *(
-                    self._announce_on(
-                        link, text, voices[link.satellite], sounds, request.listen or request.answer
-                    )
+                    self._announce_on(link, request, voices[link.satellite], sounds)
                     for link in links
                 )
             )
-            satellites = [
-                link.satellite for link, s in zip(links, said, strict=True) if s is not None
-            ]
+            played = {
+                link.satellite: playback
+                for link, playback in zip(links, playbacks, strict=True)
+                if playback is not None
+            }
+            if not played:
+                names = ", ".join(link.satellite for link in links)
+                raise NotFound(f"{names} left before the announcement had played")
+            done = AnnounceDone(
+                request_id=request.request_id,
+                satellites=list(played),
+                interrupted=[name for name, p in played.items() if p is Playback.INTERRUPTED],
+                unconfirmed=[name for name, p in played.items() if p is Playback.UNCONFIRMED],
+            )
             if question is None:
-                return AnnounceDone(request_id=request.request_id, satellites=satellites)
-            seconds = said[0]
-            if seconds is None:
-                raise NotFound(f"{links[0].satellite} left before it was asked")
-            answer = await links[0].hear_answer(question, seconds + request.answer_timeout_s)
+                return done
+            answer = await links[0].hear_answer(question, request.answer_timeout_s)
         except SatelliteGoneError as error:
             raise NotFound(f"no answer: {error}") from None
         finally:
@@ -403,7 +410,7 @@ class ControlService:
                 self._asking.discard(links[0].satellite)
                 if not question.cancel() and not question.cancelled():
                     question.exception()  # taken: a session that closed meanwhile is told above
-        return AnnounceDone(request_id=request.request_id, satellites=satellites, answer=answer)
+        return replace(done, answer=answer)
 
     def _question(self, link: SessionLink) -> asyncio.Future[str]:
         """The room's next words, from now on (words said while the question plays count)."""
@@ -436,23 +443,28 @@ class ControlService:
     async def _announce_on(
         self,
         link: SessionLink,
-        text: str,
+        request: Announce,
         voice: str,
         sounds: dict[PcmFormat, Sounds],
-        listen: bool,
-    ) -> float | None:
-        """The seconds of audio announced (None: the satellite left meanwhile)."""
+    ) -> Playback | None:
+        """How the announcement played (None: the satellite left first); then, when asked,
+        the room listens. A room that is to answer the persona keeps the announcement in
+        its conversation first; a question's answer goes to whoever asked, so the
+        question stays out of it."""
         audio_format = self._tts_format(voice)
-        sound = sounds[audio_format]
-        audio = self._announcement(sound, text, voice, audio_format)
+        text = request.text.strip()
+        audio = self._announcement(sounds[audio_format], text, voice, audio_format)
         try:
-            seconds = await link.announce(text, audio, audio_format)
-            if listen:
+            playback = await link.announce(text, audio, audio_format)
+            if request.listen and not request.answer:
+                interrupted = playback is Playback.INTERRUPTED
+                link.session.announced(text, request.extra_system_prompt, interrupted)
+            if request.listen or request.answer:
                 await link.listen()
         except SatelliteGoneError as error:
             _LOGGER.info("Not announced: %s", error)
             return None
-        return seconds
+        return playback
 
     async def _announcement(
         self, sound: Sounds, text: str, voice: str, audio_format: PcmFormat
@@ -466,9 +478,9 @@ class ControlService:
             async for speech in self.context.stages.tts.synthesize(text, voice, None):
                 yield speech
 
-    async def speak(self, link: SessionLink, text: str) -> float:
-        """Say `text` on `link` in its room's persona voice, cutting a reply that plays; how
-        long it plays (s). SatelliteGoneError when the satellite leaves meanwhile."""
+    async def speak(self, link: SessionLink, text: str) -> Playback:
+        """Say `text` on `link` in its room's persona voice, cutting a reply that plays, once
+        it has played. SatelliteGoneError when the satellite leaves meanwhile."""
         voice = self._voice_of(link)
         tts = self.context.stages.tts
         return await link.announce(text, tts.synthesize(text, voice, None), self._tts_format(voice))

@@ -62,6 +62,31 @@ class ConversationAgent:
         conversation.add(turn)
         return AgentReply(turn, _told(turn, answer), conversation, Urgency())
 
+    def announced(
+        self,
+        persona: PersonaConfig,
+        conversation_id: str,
+        text: str,
+        extra_system_prompt: str | None = None,
+        interrupted: bool = False,
+    ) -> None:
+        """The room heard `text` announced and is now asked to answer it: it joins the
+        history as the persona's own words (so "yes" answers something), and
+        `extra_system_prompt` joins the persona's prompt while it stays there. The next
+        prompt is read while the user thinks of an answer."""
+        if not text.strip() and not extra_system_prompt:
+            return
+        conversation = self.store.get(conversation_id)
+        conversation.add(
+            Turn(
+                user=None,
+                assistant=text.strip(),
+                interrupted=interrupted,
+                extra_system_prompt=extra_system_prompt or None,
+            )
+        )
+        self._prefill(persona, conversation_id, conversation)
+
     async def _write(
         self,
         messages: list[ChatMessage],
@@ -84,6 +109,11 @@ class ConversationAgent:
                 conversation.forget(turn)
             raise
         turn.interrupted = False
+        self._prefill(persona, conversation_id, conversation)
+
+    def _prefill(
+        self, persona: PersonaConfig, conversation_id: str, conversation: ConversationHistory
+    ) -> None:
         prefill = asyncio.create_task(
             self.llm.prefill(conversation.messages(persona.system_prompt, None), conversation_id)
         )

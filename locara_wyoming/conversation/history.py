@@ -12,9 +12,13 @@ from ..stages.llm import ChatMessage
 
 @dataclass
 class Turn:
-    user: str
+    user: str | None
+    """None: the persona spoke unasked (an announcement the room was then asked to answer)."""
     assistant: str
     interrupted: bool = False
+    extra_system_prompt: str | None = None
+    """Added to the persona's system prompt while this turn is in the history (the
+    latest such turn's): what Home Assistant told the persona with an announcement."""
 
 
 @dataclass
@@ -24,9 +28,16 @@ class ConversationHistory:
 
     def messages(self, system_prompt: str, user_text: str | None) -> list[ChatMessage]:
         """The prompt for a new user turn; without one, the start every next prompt shares."""
-        messages: list[ChatMessage] = [{"role": "system", "content": system_prompt}]
+        extra = next(
+            (t.extra_system_prompt for t in reversed(self.turns) if t.extra_system_prompt), None
+        )
+        system = system_prompt if extra is None else f"{system_prompt}\n\n{extra}"
+        messages: list[ChatMessage] = [{"role": "system", "content": system}]
         for turn in self.turns:
-            messages.append({"role": "user", "content": turn.user})
+            if turn.user is not None:
+                messages.append({"role": "user", "content": turn.user})
+            elif not turn.assistant:
+                continue  # an announcement with nothing to show, only a system prompt
             assistant = f"{turn.assistant}…" if turn.interrupted else turn.assistant
             messages.append({"role": "assistant", "content": assistant})
         if user_text is not None:

@@ -57,6 +57,8 @@ ANSWER_TIMEOUT_S = 15.0
 """How long a room has to answer a question (`Announce.answer`) by default..."""
 MAX_ANSWER_TIMEOUT_S = 120.0
 """...and at most."""
+MAX_EXTRA_PROMPT_CHARS = 4000
+"""The longest `Announce.extra_system_prompt`."""
 
 
 class ControlEventError(ValueError):
@@ -141,6 +143,10 @@ class _Fields:
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise self._refused(key, "a list of strings")
         return value
+
+    def optional_texts(self, key: str) -> list[str]:
+        """A list of strings; empty when left out."""
+        return [] if self.data.get(key) is None else self.texts(key)
 
     def objects(self, key: str) -> list[_Fields]:
         value = self.data.get(key)
@@ -328,6 +334,9 @@ class Announce(_Request, Eventable):
     of handing them to the room's conversation; one satellite only."""
     answer_timeout_s: float = ANSWER_TIMEOUT_S
     """How long the room has to answer once it listens."""
+    extra_system_prompt: str | None = None
+    """With `listen`: added to the persona's system prompt while the announcement is in
+    the room's conversation (Home Assistant's `start_conversation` passes it)."""
 
     def __post_init__(self) -> None:
         if self.satellite is None and self.area is None:
@@ -341,6 +350,16 @@ class Announce(_Request, Eventable):
                 f"{ANNOUNCE_TYPE}: 'answer_timeout_s' must be over 0 and at most "
                 f"{MAX_ANSWER_TIMEOUT_S:g}"
             )
+        if self.extra_system_prompt is not None:
+            if not self.listen or self.answer:
+                raise ControlEventError(
+                    f"{ANNOUNCE_TYPE}: 'extra_system_prompt' goes with 'listen' (not 'answer')"
+                )
+            if len(self.extra_system_prompt) > MAX_EXTRA_PROMPT_CHARS:
+                raise ControlEventError(
+                    f"{ANNOUNCE_TYPE}: 'extra_system_prompt' is over "
+                    f"{MAX_EXTRA_PROMPT_CHARS} characters"
+                )
 
     @staticmethod
     def is_type(event_type: str) -> bool:
@@ -354,6 +373,8 @@ class Announce(_Request, Eventable):
             data.update(chime_bytes=len(self.chime), media_bytes=len(self.media))
         if self.answer:
             data.update(answer=True, answer_timeout_s=self.answer_timeout_s)
+        if self.extra_system_prompt is not None:
+            data.update(extra_system_prompt=self.extra_system_prompt)
         return Event(ANNOUNCE_TYPE, data, payload=(self.chime + self.media) or None)
 
     @staticmethod
@@ -378,6 +399,7 @@ class Announce(_Request, Eventable):
             media=payload[chime_bytes:],
             answer=fields.flag("answer", default=False),
             answer_timeout_s=ANSWER_TIMEOUT_S if timeout_s is None else timeout_s,
+            extra_system_prompt=fields.optional_text("extra_system_prompt"),
         )
 
 
@@ -625,12 +647,17 @@ class SettingsDone(Eventable):
 
 @dataclass(frozen=True, kw_only=True)
 class AnnounceDone(Eventable):
-    """The answer to `Announce`: the satellites it was spoken on, and the room's answer
-    when one was asked for (`Announce.answer`)."""
+    """The answer to `Announce`, once the announcement has played: the satellites it was
+    played on, and the room's answer when one was asked for (`Announce.answer`)."""
 
     request_id: str | None = None
     satellites: list[str]
     answer: str | None = None
+    interrupted: list[str] = field(default_factory=list)
+    """Those of `satellites` that cut it short (a flush: barge-in, a stop)."""
+    unconfirmed: list[str] = field(default_factory=list)
+    """Those of `satellites` that sent no `played` report in time: it was sent, and
+    should have played by now."""
 
     @staticmethod
     def is_type(event_type: str) -> bool:
@@ -640,6 +667,10 @@ class AnnounceDone(Eventable):
         data: dict[str, Any] = {"satellites": self.satellites}
         if self.answer is not None:
             data["answer"] = self.answer
+        if self.interrupted:
+            data["interrupted"] = self.interrupted
+        if self.unconfirmed:
+            data["unconfirmed"] = self.unconfirmed
         return Event(ANNOUNCE_DONE_TYPE, _with_id(self.request_id, data))
 
     @staticmethod
@@ -649,6 +680,8 @@ class AnnounceDone(Eventable):
             request_id=fields.request_id(),
             satellites=fields.texts("satellites"),
             answer=fields.optional_text("answer"),
+            interrupted=fields.optional_texts("interrupted"),
+            unconfirmed=fields.optional_texts("unconfirmed"),
         )
 
 

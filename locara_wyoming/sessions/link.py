@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -46,9 +46,19 @@ UPLINK_TYPES = {
 }  # fmt: skip
 
 
-ANNOUNCEMENT_MARGIN_S = 1.0
-"""An announcement counts as playing this long after its audio should have played out
-(and at least after its last audio was sent), for a satellite's buffer and pace."""
+ANNOUNCE_PLAYED_MARGIN_S = 3.0
+"""How long after an announcement could have played out (its first audio sent plus its
+length, or its last audio sent, whichever is later) its `played` report may come."""
+
+
+class Playback(enum.Enum):
+    """How an announcement went, as its satellite's `played` report says."""
+
+    PLAYED = "played"
+    INTERRUPTED = "interrupted"
+    """Reported with fewer samples than were sent: a flush cut it short."""
+    UNCONFIRMED = "unconfirmed"
+    """No report within `ANNOUNCE_PLAYED_MARGIN_S`: sent, and should have played."""
 
 
 class SessionEnded(Exception):
@@ -66,15 +76,6 @@ async def _from_another_connection(satellite: str) -> AsyncIterator[None]:
         yield
     except (ConnectionError, OSError) as error:
         raise SatelliteGoneError(f"{satellite} has gone: {error}") from error
-
-
-@dataclass(frozen=True)
-class _Sound:
-    """Something the room is sounding that "stop" ends: an announcement, a ringing timer."""
-
-    stop: Callable[[], Awaitable[None]]
-    until: float | None = None
-    """When it will have played out (monotonic); None: until it is taken away."""
 
 
 class SessionLink:
@@ -120,9 +121,12 @@ class SessionLink:
         self._downlink: asyncio.Task[None] | None = None
         self._downlink_lock = asyncio.Lock()
         """Held while one reply's events go out, so an announcement never interleaves."""
-        self._sounds: dict[str, _Sound] = {}
+        self._sounds: dict[str, Callable[[], Awaitable[None]]] = {}
+        """What the room sounds that "stop" ends (announcements, ringing timers): how."""
         self._cut_short: set[str] = set()
         """Announcements "stop" ended while they were being sent."""
+        self._announcements: dict[str, asyncio.Future[int]] = {}
+        """Announcements waiting for their `played` report: the samples it gives."""
 
     async def start(self) -> None:
         await self._write(self.started.event())
@@ -162,6 +166,9 @@ class SessionLink:
             self.remove_sound(report.reply_id)  # an announcement, played out
             if self._played_watch is not None:
                 self._played_watch.reported(report.reply_id)
+            announcement = self._announcements.get(report.reply_id)
+            if announcement is not None and not announcement.done():
+                announcement.set_result(report.samples)
         elif SatelliteState.is_type(event.type):
             self._set_state(SatelliteState.from_event(event).state)
             _LOGGER.info("%s: %s", self.satellite, self.state)
@@ -235,35 +242,60 @@ class SessionLink:
 
     async def announce(
         self, text: str, audio: AsyncIterator[bytes], audio_format: PcmFormat
-    ) -> float:
+    ) -> Playback:
         """Say `text`, whose speech `audio` yields, as a reply of its own, cutting the reply
-        that is playing; how long it plays (s). SatelliteGoneError when the satellite's
-        connection is lost."""
+        that is playing, and wait until the satellite reports it played (see `Playback`).
+        SatelliteGoneError when the satellite's connection is lost first."""
+        if self._closed:
+            raise SatelliteGoneError(f"{self.satellite} has gone")
         await self.session.interrupt()
         reply_id = f"announce-{uuid.uuid4().hex[:8]}"
+        report = asyncio.get_running_loop().create_future()
+        self._announcements[reply_id] = report
         _LOGGER.info("%s: announcing", self.satellite)
-        started_at, seconds = time.monotonic(), 0.0
         self.add_sound(reply_id, partial(self._cut, reply_id))  # "stop" cuts it from now on
         try:
+            sent, first_at = 0, None
             async with _from_another_connection(self.satellite), self._downlink_lock:
                 await self._send(session_events.ReplyStarted(reply_id))
                 await self._send(session_events.ReplyText(reply_id, text))
                 async for block in audio:
                     if reply_id in self._cut_short:
                         break
-                    seconds += len(block) / audio_format.bytes_per_second
+                    first_at = first_at or time.monotonic()
+                    sent += len(block)
                     await self._send(session_events.ReplyAudio(reply_id, block, audio_format))
                 if reply_id in self._cut_short:  # "stop" while it was being made
                     self._cut_short.discard(reply_id)
                     await self._send(session_events.ReplyInterrupted(reply_id))
-                else:
-                    await self._send(session_events.ReplyFinished(reply_id, text, {}))
+                    return Playback.INTERRUPTED
+                await self._send(session_events.ReplyFinished(reply_id, text, {}))
+            if not sent:  # no audio-start, so no report: nothing to play
+                return Playback.PLAYED
+            now = time.monotonic()
+            playable_until = max((first_at or now) + sent / audio_format.bytes_per_second, now)
+            timeout_s = playable_until - now + ANNOUNCE_PLAYED_MARGIN_S
+            return await self._played(report, sent // audio_format.frame_bytes, timeout_s)
         finally:
-            sounding = self._sounds.pop(reply_id, None) is not None  # not hushed meanwhile
-        if sounding:  # until it has played out (or the satellite says so: `played`)
-            until = max(started_at + seconds, time.monotonic()) + ANNOUNCEMENT_MARGIN_S
-            self.add_sound(reply_id, partial(self._cut, reply_id), until=until)
-        return seconds
+            self.remove_sound(reply_id)
+            del self._announcements[reply_id]
+            if not report.cancel() and not report.cancelled():
+                report.exception()  # taken: a session that closed while sending is told above
+
+    async def _played(
+        self, report: asyncio.Future[int], samples: int, timeout_s: float
+    ) -> Playback:
+        try:
+            # The timeout outside: its TimeoutError is an OSError, not the satellite gone.
+            async with asyncio.timeout(timeout_s), _from_another_connection(self.satellite):
+                played = await report
+        except TimeoutError:
+            _LOGGER.warning(
+                "%s: no played report for an announcement within %.0f s of its end",
+                self.satellite, ANNOUNCE_PLAYED_MARGIN_S,
+            )  # fmt: skip
+            return Playback.UNCONFIRMED
+        return Playback.PLAYED if played >= samples else Playback.INTERRUPTED
 
     async def hear_answer(self, words: asyncio.Future[str], timeout_s: float) -> str:
         """The user's next words, which `words` (the session's `next_words`) brings: NoAnswer
@@ -293,35 +325,24 @@ class SessionLink:
         async with _from_another_connection(self.satellite), self._downlink_lock:
             await self._write(event)
 
-    def add_sound(
-        self, name: str, stop: Callable[[], Awaitable[None]], until: float | None = None
-    ) -> None:
-        """The room sounds `name` (until `until`, or until `remove_sound`); `stop` ends it
-        when the user says "stop"."""
-        now = time.monotonic()
-        self._sounds = {
-            key: sound
-            for key, sound in self._sounds.items()
-            if sound.until is None or sound.until > now  # announcements played out go
-        }
-        self._sounds[name] = _Sound(stop, until)
+    def add_sound(self, name: str, stop: Callable[[], Awaitable[None]]) -> None:
+        """The room sounds `name` (an announcement, a ringing timer) until `remove_sound`;
+        `stop` ends it when the user says "stop"."""
+        self._sounds[name] = stop
 
     def remove_sound(self, name: str) -> None:
         self._sounds.pop(name, None)
 
     def sounding(self) -> bool:
         """Whether an announcement plays or a timer rings now: what "stop" would end."""
-        now = time.monotonic()
-        return any(sound.until is None or sound.until > now for sound in self._sounds.values())
+        return bool(self._sounds)
 
     async def hush(self) -> bool:
         """End everything the room sounds (the user said "stop"); whether anything did."""
-        now = time.monotonic()
         sounds, self._sounds = self._sounds, {}
-        sounding = [s for s in sounds.values() if s.until is None or s.until > now]
-        for sound in sounding:
-            await sound.stop()
-        return bool(sounding)
+        for stop in sounds.values():
+            await stop()
+        return bool(sounds)
 
     async def _cut(self, reply_id: str) -> None:
         """Stop an announcement, as a barge-in stops a reply: while it is being made, its
@@ -427,6 +448,9 @@ class SessionLink:
         self._closed = True
         if self._played_watch is not None:
             self._played_watch.close()
+        for announcement in self._announcements.values():
+            if not announcement.done():
+                announcement.set_exception(ConnectionError("the session closed"))
         await self.session.close()
         if self._downlink is not None:
             self._downlink.cancel()

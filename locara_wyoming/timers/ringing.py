@@ -25,8 +25,8 @@ from ..sessions.link import SatelliteGoneError, SessionLink
 
 _LOGGER = logging.getLogger(__name__)
 
-Speak = Callable[[SessionLink, str], Awaitable[float]]
-"""Say a text in the room in its persona's voice; how long it plays (seconds)."""
+Speak = Callable[[SessionLink, str], Awaitable[object]]
+"""Say a text in the room in its persona's voice, returning once it has played."""
 
 
 class RingEnd(enum.Enum):
@@ -95,8 +95,8 @@ class Ringing:
         try:
             while True:
                 await link.tell(TimerFinished(id=timer.id).event())
-                seconds = await self._speak(link, text)
-                if self._ended.is_set() or not await self._rest(seconds, deadline):
+                await self._speak(link, text)
+                if self._ended.is_set() or not await self._rest(deadline):
                     break
             if self._end is not RingEnd.GONE:
                 await link.tell(TimerCancelled(id=timer.id).event())
@@ -111,13 +111,13 @@ class Ringing:
                      self._end.value)  # fmt: skip
         self._on_end(self, self._end)
 
-    async def _rest(self, seconds: float, deadline: float) -> bool:
-        """Wait for the words (`seconds` long) to play and the interval to pass; whether to
-        ring again (not when stopped meanwhile, or past the limit)."""
+    async def _rest(self, deadline: float) -> bool:
+        """Wait for the interval to pass; whether to ring again (not when stopped meanwhile,
+        or past the limit)."""
         left = deadline - time.monotonic()
         if left > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ended.wait(), min(left, seconds + self._interval_s))
+                await asyncio.wait_for(self._ended.wait(), min(left, self._interval_s))
             if self._ended.is_set():
                 return False
         if time.monotonic() >= deadline:

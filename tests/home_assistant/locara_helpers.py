@@ -187,6 +187,12 @@ class Satellite:
         self._audio_started = False
         self._playing: str | None = None  # the reply whose audio is arriving
         self._played_samples = 0
+        self.played_delay_s = 0.0
+        """How long after a reply's audio has come its `played` report goes (the reply
+        plays that long)."""
+        self.reported: dict[str, int] = {}
+        """Each reply's id → how many downlink events had come when its report went."""
+        self._reports: set[asyncio.Task[None]] = set()
 
     async def start(self) -> dict[str, Any]:
         """Open the session (docs/protocol.md, "Opening"); the `locara-session` data."""
@@ -276,7 +282,17 @@ class Satellite:
         elif AudioStop.is_type(event.type) and self._playing is not None:
             played = {"reply_id": self._playing, "samples": self._played_samples}
             self._playing = None
-            await self._client.write_event(Event("played", played))
+            if not self.played_delay_s:
+                await self._report(played)
+                return
+            report = asyncio.create_task(self._report(played, self.played_delay_s))
+            self._reports.add(report)
+            report.add_done_callback(self._reports.discard)
+
+    async def _report(self, played: dict[str, Any], after_s: float = 0.0) -> None:
+        await asyncio.sleep(after_s)
+        self.reported[played["reply_id"]] = len(self.events)
+        await self._client.write_event(Event("played", played))
 
     async def _keepalive(self) -> None:
         while True:
@@ -302,7 +318,7 @@ class Satellite:
             ):
                 async with asyncio.timeout(10):
                     await reader
-        for task in self._tasks:
+        for task in [*self._tasks, *self._reports]:
             task.cancel()
             with contextlib.suppress(
                 asyncio.CancelledError, ConnectionError, OSError, asyncio.IncompleteReadError

@@ -21,7 +21,7 @@ from homeassistant.components.assist_satellite import AssistSatelliteEntityFeatu
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import ATTR_SUPPORTED_FEATURES
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.event import async_track_state_change_event
@@ -292,6 +292,54 @@ async def test_start_conversation_opens_the_room_without_its_wake_word(
         assert handled.data["text"] == "Shall I order more coffee?"
         listen = await den.wait_for("locara-listen", after=mark)
         assert den.events.index(listen) > den.events.index(handled), "after the question"
+
+
+async def test_announcements_return_once_the_room_has_played_them(
+    hass: HomeAssistant, locara_server: LocaraServer, entry: ConfigEntry
+) -> None:
+    """Automations go on once it has been heard ("announce, then unlock the door"), and
+    the room listens only once it is over, else it would hear itself."""
+    async with enrolled_satellite(hass, locara_server, "den", area="Den") as den:
+        entity = await satellite_entity(hass, locara_server, den)
+        den.played_delay_s = 1.5  # a reply plays that long after its last audio came
+        mark = den.mark()
+        await hass.services.async_call(
+            "assist_satellite",
+            "announce",
+            {"entity_id": entity, "message": "Dinner is ready.", "preannounce": False},
+            blocking=True,
+        )
+        handled = await announced(den, mark)
+        assert handled.data["context"]["reply_id"] in den.reported, "returned before it played"
+
+        mark = den.mark()
+        await hass.services.async_call(
+            "assist_satellite",
+            "start_conversation",
+            {
+                "entity_id": entity,
+                "start_message": "Shall I turn on the heating?",
+                "extra_system_prompt": "The house is at 15 degrees.",
+                "preannounce": False,
+            },
+            blocking=True,
+        )
+        handled = await announced(den, mark)
+        reported = den.reported[handled.data["context"]["reply_id"]]
+        listen = await den.wait_for("locara-listen", after=mark)
+        assert den.events.index(listen) >= reported, "listening before the question was over"
+
+        # An extra system prompt over the server's limit is refused; nothing is played.
+        mark = den.mark()
+        with pytest.raises(ServiceValidationError, match="over 4000 characters"):
+            await hass.services.async_call(
+                "assist_satellite",
+                "start_conversation",
+                {"entity_id": entity, "start_message": "Hi", "extra_system_prompt": "x" * 4001},
+                blocking=True,
+            )
+        await asyncio.sleep(0.3)
+        assert not [e for e in den.events[mark:] if e.type == "handled"]
 
 
 async def ask(hass: HomeAssistant, entity: str, room: Satellite, speech: bytes, **data: Any) -> Any:

@@ -55,6 +55,12 @@ class EndToEndSession(VoiceSession):
     def report_played(self, reply_id: str, samples: int) -> None:
         """The model keeps its own context, heard or not: nothing to trim."""
 
+    def announced(
+        self, text: str, extra_system_prompt: str | None = None, interrupted: bool = False
+    ) -> None:
+        """The model keeps its own context, which heard the announcement's audio, and has
+        its own text prompt: nothing to add."""
+
     async def close(self) -> None:
         self._batcher.detach(self.slot)
         for event in self._replies.close():

@@ -278,6 +278,14 @@ class PipelineSession(VoiceSession):
             self._question = asyncio.get_running_loop().create_future()
         return self._question
 
+    def announced(
+        self, text: str, extra_system_prompt: str | None = None, interrupted: bool = False
+    ) -> None:
+        context = self._answer_context
+        context.agent.announced(
+            context.persona, context.conversation_id, text, extra_system_prompt, interrupted
+        )
+
     def _open_question(self) -> asyncio.Future[str] | None:
         question = self._question
         return question if question is not None and not question.done() else None
