@@ -82,9 +82,7 @@ class AgentError(Exception):
     """The server could not answer: unreachable, refused, or gone in the middle."""
 
 
-class LocaraConversationEntity(
-    LocaraEntity, conversation.ConversationEntity, conversation.AbstractConversationAgent
-):
+class LocaraConversationEntity(LocaraEntity, conversation.ConversationEntity):
     """A persona of the server as a conversation agent, its answer streamed."""
 
     _attr_supports_streaming = True
@@ -130,7 +128,9 @@ class LocaraConversationEntity(
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
                 await (connection := AsyncTcpClient(host, port)).connect()
         except (OSError, TimeoutError) as error:
-            raise AgentError(f"cannot reach the Locara server at {host}:{port}: {error!r}") from error
+            raise AgentError(
+                f"cannot reach the Locara server at {host}:{port}: {error!r}"
+            ) from error
         try:
             await connection.write_event(request.event())
             yield {"role": "assistant"}
@@ -164,4 +164,3 @@ async def _next_event(connection: AsyncTcpClient) -> Event:
     if event is None:
         raise AgentError("the Locara server closed the connection before it answered")
     return event
-
