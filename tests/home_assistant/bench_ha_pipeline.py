@@ -17,7 +17,8 @@ only in their conversation agent. The utterances are the server's own voice, fed
 HA's detection ends the speech. The clock starts when the last voiced chunk has been
 fed, and stops when the first byte of audio (past the WAV header) comes out of the
 pipeline's TTS stream, read from the moment the run starts, as a satellite reads its URL.
-The turns alternate between the agents; each is a new conversation.
+The turns alternate between the agents; each is a new conversation, and HA's TTS cache
+is cleared before each (a reply asked for again would otherwise be spoken from it).
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ async def first_audio_at(hass: HomeAssistant, token: str) -> float:
 
 
 async def run_turn(hass: HomeAssistant, pipeline_id: str, pcm: bytes) -> dict[str, Any]:
+    # The LLM is deterministic, so a question asked again gets the same reply, whose audio
+    # HA would take from its TTS cache at once; a home's LLM replies are not repeated.
+    await hass.services.async_call("tts", "clear_cache", {}, blocking=True)
     marks: dict[str, float] = {}
     events: list[assist_pipeline.PipelineEvent] = []
     reader: list[asyncio.Task[float]] = []
@@ -193,7 +197,8 @@ async def test_bench_ha_pipeline(
         pcm = utterances[index % len(utterances)]
         order = list(agents) if index % 2 == 0 else list(reversed(agents))
         for name in order:
-            turns[name].append(await run_turn(hass, pipelines[name], pcm))
+            turns[name].append(result := await run_turn(hass, pipelines[name], pcm))
+            print(f"turn {index + 1}/{TURNS} {name}: {result}", flush=True)
 
     summary: dict[str, Any] = {"turns": TURNS, "agents": agents, "machine": platform.node()}
     print(f"\nHome Assistant pipeline, {TURNS} turns per agent (ms after the end of the words)")
