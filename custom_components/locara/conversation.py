@@ -37,8 +37,8 @@ from .entity import LocaraEntity
 _LOGGER = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
-# The longest wait for the server's next event: a request may wait for the LLM, which
-# serves one request at a time, before its first words.
+# The longest wait for the server's next event: a request may wait for the LLM, busy
+# with other rooms' replies, before its first words.
 READ_TIMEOUT_S = 60.0
 KEY_PREFIX = "conversation-"
 
