@@ -8,11 +8,11 @@ import uuid
 import pytest
 import soxr
 from faster_whisper import WhisperModel
-from wyoming.asr import TranscriptChunk
+from wyoming.asr import Transcript, TranscriptChunk
 from wyoming.audio import AudioChunk, AudioStop
 from wyoming.client import AsyncClient
 from wyoming.event import Event
-from wyoming.handle import HandledChunk
+from wyoming.handle import HandledChunk, HandledStart
 from wyoming.info import Describe, Info
 from wyoming.tts import (
     Synthesize,
@@ -223,6 +223,52 @@ async def test_handle_without_conversation_id_gets_one(server: ServerProcess) ->
     reply = await wy.handle(server.uri, "Hello!", None)
     conversation_id = reply.events[-2].event.data["context"]["conversation_id"]
     assert isinstance(conversation_id, str) and len(conversation_id) >= 16
+
+
+async def test_handle_answers_as_the_persona_the_context_names(server: ServerProcess) -> None:
+    async def opening(persona: str | None) -> tuple[str, dict[str, object]]:
+        """The first words of the answer to a fresh conversation, and the echoed context
+        (the rest is not waited for: the storyteller tells long stories)."""
+        context = {"persona": persona} if persona is not None else None
+        text = ""
+        async with AsyncClient.from_uri(server.uri) as client, asyncio.timeout(120):
+            await client.write_event(Transcript(text="Who are you?", context=context).event())
+            while len(text) < 30:
+                event = await client.read_event()
+                assert event is not None and event.type != "error", event
+                if HandledStart.is_type(event.type):
+                    echoed = HandledStart.from_event(event).context or {}
+                elif HandledChunk.is_type(event.type):
+                    text += HandledChunk.from_event(event).text
+                elif event.type == "handled":
+                    break
+        return text, echoed
+
+    default, echoed = await opening(None)
+    assert "persona" not in echoed and default.strip()
+    # The LLM is deterministic (temperature 0) and each conversation fresh: the same
+    # persona gives the same answer, another system prompt another one.
+    named, echoed = await opening("locara")
+    assert named == default and echoed["persona"] == "locara"
+    storyteller, echoed = await opening("storyteller")
+    assert storyteller != default and storyteller.strip() and echoed["persona"] == "storyteller"
+
+
+@pytest.mark.parametrize(
+    ("persona", "code"), [("pirate", "not-found"), (7, "bad-event"), ("", "bad-event")]
+)
+async def test_handle_refuses_a_persona_it_does_not_have(
+    server: ServerProcess, persona: object, code: str
+) -> None:
+    async with AsyncClient.from_uri(server.uri) as client:
+        await client.write_event(Transcript(text="Hello!", context={"persona": persona}).event())
+        answer = await asyncio.wait_for(client.read_event(), 30)
+        assert answer is not None and answer.type == "error", answer
+        assert answer.data["code"] == code, answer.data
+        # The connection goes on: the next request is answered.
+        await client.write_event(Transcript(text="Hello!", context={"persona": "locara"}).event())
+        answer = await asyncio.wait_for(client.read_event(), 30)
+        assert answer is not None and answer.type == "handled-start", answer
 
 
 async def test_concurrent_requests_wait_for_the_model_and_all_finish(server: ServerProcess) -> None:

@@ -34,7 +34,13 @@ from .timers import async_setup_timers
 
 _LOGGER = logging.getLogger(__name__)
 
-PLATFORMS = [Platform.ASSIST_SATELLITE, Platform.SELECT, Platform.SENSOR, Platform.SWITCH]
+PLATFORMS = [
+    Platform.ASSIST_SATELLITE,
+    Platform.CONVERSATION,
+    Platform.SELECT,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 

@@ -111,9 +111,14 @@ async def synthesize(uri: str, text: str, voice: str | None = None) -> ServerRep
     return await exchange(uri, [request.event()], AudioStop.is_type)
 
 
-async def handle(uri: str, text: str, conversation_id: str | None) -> ServerReply:
-    context = {"conversation_id": conversation_id} if conversation_id else None
-    request = Transcript(text=text, context=context)
+async def handle(
+    uri: str, text: str, conversation_id: str | None, persona: str | None = None
+) -> ServerReply:
+    """`persona`: answered as that persona (`context.persona`), else as the default one."""
+    context: dict[str, str] = {"conversation_id": conversation_id} if conversation_id else {}
+    if persona is not None:
+        context["persona"] = persona
+    request = Transcript(text=text, context=context or None)
     return await exchange(uri, [request.event()], HandledStop.is_type)
 
 

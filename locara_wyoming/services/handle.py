@@ -1,4 +1,7 @@
-"""The handle program: answer a transcript as the configured persona, streaming the text.
+"""The handle program: answer a transcript as a persona, streaming the text.
+
+The persona is the one `context.persona` names (the Locara integration's conversation
+agents name theirs), else the default one.
 
 Its conversations are kept apart from the rooms': whatever `conversation_id` a client
 sends, its history is `handle:<id>`, and a room's is `room:…` (sessions/owner.py), so
@@ -14,7 +17,9 @@ from wyoming.asr import Transcript
 from wyoming.event import Event
 from wyoming.handle import Handled, HandledChunk, HandledStart, HandledStop
 
-from ..protocol.parsing import parse_event
+from ..config import PersonaConfig
+from ..errors import BadEvent, NotFound
+from ..protocol.parsing import check_text, parse_event
 from .program import Handler, ProgramLink
 
 
@@ -33,11 +38,27 @@ class HandleProgram:
         if not isinstance(conversation_id, str) or not conversation_id:
             conversation_id = uuid.uuid4().hex
         context["conversation_id"] = conversation_id
-        self._link.enqueue(lambda: self._reply(transcript.text, conversation_id, context))
+        persona = self._persona(context.get("persona"))
+        self._link.enqueue(lambda: self._reply(transcript.text, persona, conversation_id, context))
 
-    async def _reply(self, text: str, conversation_id: str, context: dict[str, object]) -> None:
+    def _persona(self, name: object) -> PersonaConfig:
+        """The persona `context.persona` names; the default one when it names none."""
+        config = self._link.context.config
+        if name is None:
+            return config.persona()
+        if not isinstance(name, str) or not name:
+            raise BadEvent("bad 'transcript' event: context.persona must be a persona's name")
+        check_text(name, "bad 'transcript' event: context.persona")
+        try:
+            return config.persona(name)
+        except KeyError:
+            names = [persona.name for persona in config.personas]
+            raise NotFound(f"no persona named {name!r}; personas: {names}") from None
+
+    async def _reply(
+        self, text: str, persona: PersonaConfig, conversation_id: str, context: dict[str, object]
+    ) -> None:
         write = self._link.write
-        persona = self._link.context.config.persona()
         await write(HandledStart(context=context).event())
         pieces: list[str] = []
         answer = self._link.context.agent.respond(persona, f"handle:{conversation_id}", text)
