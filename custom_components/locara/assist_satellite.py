@@ -27,13 +27,12 @@ from homeassistant.components.assist_satellite import (
 from homeassistant.components.assist_satellite.entity import AssistSatelliteState
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .client import LocaraClientError, RequestRefused
-from .const import DOMAIN, signal_new_satellite
+from .const import DOMAIN
 from .data import LocaraConfigEntry
-from .entity import LocaraSatelliteEntity
+from .entity import LocaraSatelliteEntity, async_add_satellite_entities
 from .media import MAX_MEDIA_BYTES, MediaTooLarge, async_fetch_audio, async_read_chime
 from .protocol import MAX_EXTRA_PROMPT_CHARS
 
@@ -57,14 +56,11 @@ async def async_setup_entry(
     entry: LocaraConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    @callback
-    def add_satellite(name: str) -> None:
-        async_add_entities([LocaraAssistSatellite(entry, name, ASSIST_SATELLITE)])
-
-    for name in sorted(entry.runtime_data.satellites):
-        add_satellite(name)
-    entry.async_on_unload(
-        async_dispatcher_connect(hass, signal_new_satellite(entry.entry_id), add_satellite)
+    async_add_satellite_entities(
+        hass,
+        entry,
+        async_add_entities,
+        lambda name: [LocaraAssistSatellite(entry, name, ASSIST_SATELLITE)],
     )
 
 

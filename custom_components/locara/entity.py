@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Iterable
 
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .client import LocaraClient, LocaraClientError, ServerState
-from .const import DOMAIN
+from .const import DOMAIN, signal_new_satellite
 from .data import LocaraConfigEntry, satellite_identifier, server_identifier
 from .protocol import SatelliteRecord
 
@@ -83,3 +85,24 @@ class LocaraSatelliteEntity(LocaraEntity):
     @property
     def available(self) -> bool:
         return super().available and self.record.connected
+
+
+@callback
+def async_add_satellite_entities(
+    hass: HomeAssistant,
+    entry: LocaraConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    entities_of: Callable[[str], Iterable[Entity]],
+) -> None:
+    """A platform's entities for each satellite: those known now, and a new satellite's
+    when it first connects (`__init__._add_new_satellites`)."""
+
+    @callback
+    def add_satellite(name: str) -> None:
+        async_add_entities(entities_of(name))
+
+    for name in sorted(entry.runtime_data.satellites):
+        add_satellite(name)
+    entry.async_on_unload(
+        async_dispatcher_connect(hass, signal_new_satellite(entry.entry_id), add_satellite)
+    )

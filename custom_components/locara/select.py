@@ -7,14 +7,12 @@ from dataclasses import dataclass
 
 from homeassistant.components.select import SelectEntity, SelectEntityDescription
 from homeassistant.const import EntityCategory
-from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .client import ServerState
-from .const import signal_new_satellite
 from .data import LocaraConfigEntry
-from .entity import LocaraSatelliteEntity
+from .entity import LocaraSatelliteEntity, async_add_satellite_entities
 
 PARALLEL_UPDATES = 0
 
@@ -47,16 +45,13 @@ async def async_setup_entry(
     entry: LocaraConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    @callback
-    def add_satellite(name: str) -> None:
-        async_add_entities(
+    async_add_satellite_entities(
+        hass,
+        entry,
+        async_add_entities,
+        lambda name: (
             LocaraSatelliteSelect(entry, name, description) for description in SATELLITE_SELECTS
-        )
-
-    for name in sorted(entry.runtime_data.satellites):
-        add_satellite(name)
-    entry.async_on_unload(
-        async_dispatcher_connect(hass, signal_new_satellite(entry.entry_id), add_satellite)
+        ),
     )
 
 

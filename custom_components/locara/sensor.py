@@ -13,14 +13,13 @@ from homeassistant.components.sensor import (
     SensorStateClass,
 )
 from homeassistant.const import EntityCategory, UnitOfTime
-from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
-from .const import SATELLITE_STATES, signal_new_satellite
+from .const import SATELLITE_STATES
 from .data import LocaraConfigEntry
-from .entity import LocaraEntity, LocaraSatelliteEntity
+from .entity import LocaraEntity, LocaraSatelliteEntity, async_add_satellite_entities
 from .protocol import SatelliteRecord, ServerStatus
 
 PARALLEL_UPDATES = 0
@@ -101,16 +100,13 @@ async def async_setup_entry(
 ) -> None:
     async_add_entities(LocaraServerSensor(entry, description) for description in SERVER_SENSORS)
 
-    @callback
-    def add_satellite(name: str) -> None:
-        async_add_entities(
+    async_add_satellite_entities(
+        hass,
+        entry,
+        async_add_entities,
+        lambda name: (
             LocaraSatelliteSensor(entry, name, description) for description in SATELLITE_SENSORS
-        )
-
-    for name in sorted(entry.runtime_data.satellites):
-        add_satellite(name)
-    entry.async_on_unload(
-        async_dispatcher_connect(hass, signal_new_satellite(entry.entry_id), add_satellite)
+        ),
     )
 
 

@@ -6,13 +6,11 @@ from typing import Any
 
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
 from homeassistant.const import EntityCategory
-from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import signal_new_satellite
 from .data import LocaraConfigEntry
-from .entity import LocaraSatelliteEntity
+from .entity import LocaraSatelliteEntity, async_add_satellite_entities
 
 PARALLEL_UPDATES = 0
 
@@ -26,14 +24,8 @@ async def async_setup_entry(
     entry: LocaraConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    @callback
-    def add_satellite(name: str) -> None:
-        async_add_entities([LocaraMuteSwitch(entry, name, MUTE)])
-
-    for name in sorted(entry.runtime_data.satellites):
-        add_satellite(name)
-    entry.async_on_unload(
-        async_dispatcher_connect(hass, signal_new_satellite(entry.entry_id), add_satellite)
+    async_add_satellite_entities(
+        hass, entry, async_add_entities, lambda name: [LocaraMuteSwitch(entry, name, MUTE)]
     )
 
 
